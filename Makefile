@@ -1,0 +1,44 @@
+# Studio: `make run` starts everything; `make test` runs every test. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test test-fast lint format bench migrate clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python manage.py runstudio
+
+migrate: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+
+# Each run gets its own data folder, so tests never touch a running studio's database or files.
+test: $(STAMP)
+	@data_dir=$$(mktemp -d); \
+	STUDIO_DATA_DIR=$$data_dir $(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	rm -rf $$data_dir; exit $$status
+
+# Everything but the browser and real-worker tests, for a quick loop while coding.
+test-fast: $(STAMP)
+	@data_dir=$$(mktemp -d); \
+	STUDIO_DATA_DIR=$$data_dir $(BIN)/python -m pytest -m "not e2e and not worker" $(PYTEST_ARGS); status=$$?; \
+	rm -rf $$data_dir; exit $$status
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	@if [ -d tests/benchmarks ]; then $(BIN)/python -m pytest tests/benchmarks -q -s -p no:randomly; \
+	else echo "no benchmarks yet (tests/benchmarks)"; fi
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,26 @@
+/* Small helpers shared by pages: live websocket streams with reconnect. */
+(function () {
+  "use strict";
+
+  // Connect to a Studio websocket and call onEvent for each message. Reconnects with backoff;
+  // the server replays stored history on every connect, and pages de-duplicate by key.
+  function live(path, onEvent, onState) {
+    var attempt = 0, closedByUs = false, socket = null;
+    function connect() {
+      var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+      socket = new WebSocket(scheme + location.host + path);
+      socket.onopen = function () { attempt = 0; if (onState) onState("open"); };
+      socket.onmessage = function (msg) { onEvent(JSON.parse(msg.data)); };
+      socket.onclose = function (ev) {
+        if (onState) onState("closed", ev.code);
+        if (closedByUs || ev.code === 4401 || ev.code === 4404) return;
+        attempt += 1;
+        setTimeout(connect, Math.min(10000, 500 * Math.pow(2, attempt)));
+      };
+    }
+    connect();
+    return { close: function () { closedByUs = true; if (socket) socket.close(); } };
+  }
+
+  window.Studio = { live: live };
+})();

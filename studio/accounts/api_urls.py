@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from studio.accounts import api
+
+urlpatterns = [
+    path("auth/signup", api.SignupApi.as_view(), name="api-signup"),
+    path("auth/token", api.TokenApi.as_view(), name="api-token"),
+    path("me", api.MeApi.as_view(), name="api-me"),
+    path("tokens", api.ApiTokenListApi.as_view(), name="api-tokens"),
+    path("tokens/<uuid:token_id>", api.ApiTokenDetailApi.as_view(), name="api-token-detail"),
+    path("teams", api.TeamListApi.as_view(), name="api-teams"),
+    path("teams/<slug:slug>", api.TeamDetailApi.as_view(), name="api-team"),
+    path("teams/<slug:slug>/members", api.MemberListApi.as_view(), name="api-members"),
+    path("teams/<slug:slug>/members/<str:username>", api.MemberDetailApi.as_view(), name="api-member"),
+    path("projects", api.ProjectListApi.as_view(), name="api-projects"),
+    path("projects/<uuid:project_id>", api.ProjectDetailApi.as_view(), name="api-project"),
+]

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+api_v1 = [
+    path("", include("studio.accounts.api_urls")),
+    path("", include("studio.core.api_urls")),
+    path("projects/<uuid:project_id>/", include("studio.datasets.api_urls")),
+    path("projects/<uuid:project_id>/", include("studio.training.api_urls")),
+    path("projects/<uuid:project_id>/", include("studio.registry.api_urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("studio.core.urls")),
+    path("", include("studio.accounts.urls")),
+    path("projects/<uuid:project_id>/data/", include("studio.datasets.urls")),
+    path("projects/<uuid:project_id>/training/", include("studio.training.urls")),
+    path("projects/<uuid:project_id>/models/", include("studio.registry.urls")),
+]
