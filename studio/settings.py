@@ -50,7 +50,7 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "studio.core",
-    "studio.accounts",
+    "studio.accounts.apps.AccountsConfig",
     "studio.live",
     "studio.datasets",
     "studio.training",
@@ -222,6 +222,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "status" field with different choices: name each set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "DatasetStatusEnum": "studio.datasets.models.DatasetStatus",
+    },
 }
 
 # --- production hardening (manage.py check --deploy is clean when DEBUG is off) ---------------
@@ -229,6 +233,8 @@ SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY") else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"

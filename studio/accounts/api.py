@@ -97,15 +97,11 @@ class TeamIn(serializers.Serializer):
     name = serializers.CharField(max_length=100)
 
 
-class TeamListApi(generics.GenericAPIView):
+class TeamListApi(generics.ListAPIView):
     serializer_class = TeamOut
 
     def get_queryset(self):
         return selectors.team_list(user=self.request.user)
-
-    def get(self, request):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(TeamOut(page, many=True, context={"request": request}).data)
 
     @extend_schema(request=TeamIn, responses={201: TeamOut})
     def post(self, request):
@@ -135,13 +131,12 @@ class MemberIn(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
 
 
-class MemberListApi(generics.GenericAPIView):
+class MemberListApi(generics.ListAPIView):
     serializer_class = MemberOut
 
-    def get(self, request, slug: str):
-        team = selectors.team_get(user=request.user, slug=slug)
-        page = self.paginate_queryset(selectors.membership_list(user=request.user, team=team))
-        return self.get_paginated_response(MemberOut(page, many=True).data)
+    def get_queryset(self):
+        team = selectors.team_get(user=self.request.user, slug=self.kwargs["slug"])
+        return selectors.membership_list(user=self.request.user, team=team)
 
     @extend_schema(request=MemberIn, responses={201: MemberOut})
     def post(self, request, slug: str):
@@ -179,15 +174,14 @@ class ProjectPatch(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
 
 
-class ProjectListApi(generics.GenericAPIView):
+class ProjectListApi(generics.ListAPIView):
     serializer_class = ProjectOut
 
-    def get(self, request):
-        projects = selectors.project_list(user=request.user)
-        if team := request.query_params.get("team"):
+    def get_queryset(self):
+        projects = selectors.project_list(user=self.request.user)
+        if team := self.request.query_params.get("team"):
             projects = projects.filter(team__slug=team)
-        page = self.paginate_queryset(projects)
-        return self.get_paginated_response(ProjectOut(page, many=True).data)
+        return projects
 
     @extend_schema(request=ProjectIn, responses={201: ProjectOut})
     def post(self, request):
@@ -232,12 +226,11 @@ class ApiTokenOut(serializers.ModelSerializer):
         fields = ["id", "name", "prefix", "created_at", "last_used_at"]
 
 
-class ApiTokenListApi(generics.GenericAPIView):
+class ApiTokenListApi(generics.ListAPIView):
     serializer_class = ApiTokenOut
 
-    def get(self, request):
-        page = self.paginate_queryset(selectors.api_token_list(user=request.user))
-        return self.get_paginated_response(ApiTokenOut(page, many=True).data)
+    def get_queryset(self):
+        return selectors.api_token_list(user=self.request.user)
 
     @extend_schema(request=inline_serializer("ApiTokenIn", {"name": serializers.CharField()}),
                    responses={201: inline_serializer("ApiTokenCreated", {

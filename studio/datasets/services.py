@@ -1,0 +1,189 @@
+"""Every write to datasets: upload (validate, profile, store) and delete.
+
+An upload is all or nothing: the file is profiled from its temporary upload file before anything is
+stored, and a failure after the object is stored removes it again, so a rejected upload leaves
+neither a row nor a file behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import SuspiciousFileOperation, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils.text import get_valid_filename
+
+from studio.accounts.models import Role
+from studio.accounts.permissions import require_role
+from studio.accounts.services import audit
+from studio.core.errors import Conflict, PayloadTooLarge
+from studio.core.storage import (
+    project_storage_prefix,
+    storage_delete,
+    storage_delete_prefix,
+    storage_save_stream,
+)
+from studio.datasets.models import Dataset, DatasetKind, DatasetStatus
+from studio.datasets.profiling import CsvError, profile_csv
+from studio.datasets.selectors import dataset_active_job
+from studio.datasets.uploads import max_upload_bytes, too_large_message
+
+if TYPE_CHECKING:
+    from django.core.files.uploadedfile import UploadedFile
+
+    from studio.accounts.models import Project, User
+
+# What a file extension says about the kind of data, when the uploader does not say.
+KIND_BY_EXTENSION = {
+    ".csv": DatasetKind.TABULAR, ".tsv": DatasetKind.TABULAR, ".txt": DatasetKind.TABULAR,
+    ".zip": DatasetKind.IMAGE, ".jsonl": DatasetKind.TEXT, ".json": DatasetKind.TEXT,
+}
+SUPPORTED_KINDS = (DatasetKind.TABULAR,)
+UNSUPPORTED_FORMATS = {".npz": "NPZ", ".parquet": "Parquet", ".xlsx": "Excel", ".xls": "Excel",
+                       ".feather": "Feather", ".pkl": "pickle", ".pickle": "pickle"}
+NAME_MAX = 200
+
+
+def dataset_storage_prefix(*, project_id, dataset_id) -> str:
+    return f"{project_storage_prefix(project_id=project_id)}datasets/{dataset_id}/"
+
+
+def _safe_filename(filename: str) -> str:
+    base = Path(filename).name
+    try:
+        safe = get_valid_filename(base)
+    except SuspiciousFileOperation:
+        safe = ""
+    if not safe:
+        return "data.csv"
+    stem, suffix = Path(safe).stem, Path(safe).suffix
+    return stem[: 120 - len(suffix[:20])] + suffix[:20]
+
+
+def _resolve_kind(kind: str, filename: str) -> str:
+    suffix = Path(filename).suffix.lower()
+    kind = (kind or "").strip().lower()
+    if kind:
+        if kind not in DatasetKind.values:
+            raise ValidationError({"kind": [
+                f"kind must be one of {', '.join(DatasetKind.values)} (got '{kind}')."]})
+        source = ""
+    else:
+        if suffix in UNSUPPORTED_FORMATS:
+            raise ValidationError({"file": [
+                f"{UNSUPPORTED_FORMATS[suffix]} files are not supported yet; upload a CSV file with a header row."]})
+        # Anything not recognisably another format is tried as CSV: the parser says if it is not one.
+        kind = KIND_BY_EXTENSION.get(suffix, DatasetKind.TABULAR)
+        source = f" (inferred from '{filename}')"
+    if kind not in SUPPORTED_KINDS:
+        raise ValidationError({"kind": [
+            f"kind '{kind}' is not supported yet{source}; only tabular data (a CSV file with a header row) "
+            "can be uploaded for now."]})
+    return kind
+
+
+def _resolve_name(name: str, filename: str) -> str:
+    name = (name or "").strip() or Path(filename).stem.strip()
+    if not name:
+        raise ValidationError({"name": ["Give the dataset a name."]})
+    if len(name) > NAME_MAX:
+        raise ValidationError({"name": [f"Dataset name must be at most {NAME_MAX} characters."]})
+    return name
+
+
+def _ensure_name_free(*, project: Project, name: str) -> None:
+    if Dataset.objects.filter(project=project, name__iexact=name).exists():
+        raise Conflict(f"a dataset named '{name}' already exists in this project; choose another name.")
+
+
+@contextmanager
+def _local_path(upload: UploadedFile) -> Iterator[Path]:
+    """A path on local disk holding the upload: its temporary file when it has one, else a copy."""
+    if hasattr(upload, "temporary_file_path"):
+        yield Path(upload.temporary_file_path())
+        return
+    with tempfile.NamedTemporaryFile(suffix=Path(upload.name or "").suffix) as tmp:
+        upload.seek(0)
+        shutil.copyfileobj(upload, tmp, 1024 * 1024)
+        tmp.flush()
+        yield Path(tmp.name)
+
+
+def dataset_upload(*, user: User, project: Project, upload: UploadedFile, name: str = "", kind: str = "",
+                   target: str = "") -> Dataset:
+    """Validate, profile and store an uploaded file as a new dataset of ``project``.
+
+    Raises PermissionDenied (below member), ValidationError naming the problem (400), Conflict for a
+    duplicate name (409) or PayloadTooLarge (413). On any error nothing is stored.
+    """
+    require_role(user=user, team=project.team, role=Role.MEMBER)
+    if upload is None:
+        raise ValidationError({"file": ["Choose a file to upload."]})
+    if upload.size is not None and upload.size > max_upload_bytes():
+        raise PayloadTooLarge(too_large_message())
+    filename = Path(upload.name or "").name or "data.csv"
+    kind = _resolve_kind(kind, filename)
+    name = _resolve_name(name, filename)
+    # Cheap checks first: a name clash should not cost a pass over a large file.
+    _ensure_name_free(project=project, name=name)
+
+    with _local_path(upload) as path:
+        try:
+            profile = profile_csv(path, filename=filename)
+        except CsvError as exc:
+            raise ValidationError({"file": [str(exc)]}) from None
+    target = (target or "").strip()
+    if target and target not in profile.column_names:
+        names = profile.column_names
+        shown = ", ".join(names[:30]) + (f", … ({len(names)} in all)" if len(names) > 30 else "")
+        raise ValidationError({"target": [f"target '{target}' is not a column; columns: {shown}"]})
+
+    dataset_id = uuid.uuid4()
+    prefix = dataset_storage_prefix(project_id=project.id, dataset_id=dataset_id)
+    try:
+        stored, size, sha256 = storage_save_stream(name=prefix + _safe_filename(filename), stream=upload)
+        with transaction.atomic():
+            dataset = Dataset.objects.create(
+                id=dataset_id, project=project, name=name, kind=kind, status=DatasetStatus.READY,
+                file=stored, original_filename=filename[:255], size_bytes=size, sha256=sha256,
+                rows=profile.rows, columns=profile.as_columns(), profile=profile.as_profile(),
+                target=target, created_by=user,
+            )
+            audit(actor=user, verb="uploaded dataset", project=project, target=name,
+                  data={"dataset": str(dataset.id), "rows": profile.rows, "size_bytes": size})
+    except IntegrityError:
+        storage_delete_prefix(prefix)
+        raise Conflict(f"a dataset named '{name}' already exists in this project; choose another name.") from None
+    except BaseException:
+        storage_delete_prefix(prefix)  # a half-written object or one whose row failed: neither may stay
+        raise
+    return dataset
+
+
+@transaction.atomic
+def dataset_delete(*, user: User, dataset: Dataset) -> None:
+    """Delete a dataset and, once the transaction commits, its stored file; 409 while a job uses it."""
+    require_role(user=user, team=dataset.project.team, role=Role.MEMBER)
+    # Lock the row so a job created concurrently (its service locks the dataset too) cannot slip in.
+    Dataset.objects.select_for_update().filter(id=dataset.id).first()
+    job = dataset_active_job(dataset=dataset)
+    if job is not None:
+        raise Conflict(f"dataset is used by {job.status} training job '{job.name}'; stop it or wait for it to end.")
+    prefix = dataset_storage_prefix(project_id=dataset.project_id, dataset_id=dataset.id)
+    file_name = dataset.file
+    # Files go only once the row is gone for good; a rolled-back delete keeps both.
+    transaction.on_commit(lambda: _delete_stored(file_name, prefix))
+    audit(actor=user, verb="deleted dataset", project=dataset.project, target=dataset.name,
+          data={"dataset": str(dataset.id)})
+    dataset.delete()
+
+
+def _delete_stored(file_name: str, prefix: str) -> None:
+    storage_delete(file_name)  # the stored name may sit outside the prefix for rows made by older code
+    storage_delete_prefix(prefix)

@@ -1,0 +1,99 @@
+"""Every write to models, plus loading and packaging their stored artifacts."""
+
+from __future__ import annotations
+
+import io
+import uuid
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from algorithms import Estimator, load_model
+from studio.core.storage import (
+    project_storage_prefix,
+    storage_delete_prefix,
+    storage_fetch_dir,
+    storage_open,
+    storage_save_dir,
+)
+from studio.registry.models import Model
+
+if TYPE_CHECKING:
+    from studio.accounts.models import Project, User
+    from studio.training.models import TrainingJob
+
+
+@dataclass(frozen=True)
+class ModelArtifacts:
+    prefix: str
+    files: list[str]
+    size_bytes: int
+
+
+def model_artifacts_store(*, project: Project, model_id: uuid.UUID, directory: Path) -> ModelArtifacts:
+    """Upload a saved model directory (manifest.json + arrays.npz) under the project's prefix.
+
+    Done before the database row is written, outside any transaction: an upload can be slow
+    and must not hold a database lock. Callers discard the prefix if the row is never written.
+    """
+    prefix = f"{project_storage_prefix(project_id=project.id)}models/{model_id}/"
+    size = sum(path.stat().st_size for path in directory.iterdir() if path.is_file())
+    try:
+        files = storage_save_dir(prefix=prefix, directory=directory)
+    except Exception:
+        storage_delete_prefix(prefix)
+        raise
+    return ModelArtifacts(prefix=prefix, files=files, size_bytes=size)
+
+
+def model_artifacts_discard(*, artifacts: ModelArtifacts) -> None:
+    storage_delete_prefix(artifacts.prefix)
+
+
+def model_create(
+    *,
+    project: Project,
+    model_id: uuid.UUID,
+    name: str,
+    algorithm: str,
+    artifacts: ModelArtifacts,
+    training_job: TrainingJob | None = None,
+    hyperparameters: dict[str, Any] | None = None,
+    metrics: dict[str, float] | None = None,
+    feature_names: list[str] | None = None,
+    target: str = "",
+    created_by: User | None = None,
+) -> Model:
+    """The registry row of stored artifacts; run it in the caller's transaction (e.g. with the job's completion)."""
+    return Model.objects.create(
+        id=model_id, project=project, name=name[:200], algorithm=algorithm, training_job=training_job,
+        hyperparameters=hyperparameters or {}, metrics=metrics or {}, feature_names=list(feature_names or []),
+        target=target, artifact_prefix=artifacts.prefix, artifact_files=artifacts.files,
+        size_bytes=artifacts.size_bytes, created_by=created_by,
+    )
+
+
+@contextmanager
+def model_local_dir(*, model: Model) -> Iterator[Path]:
+    """The model's files in a temporary local directory (works for local and S3 storage)."""
+    with storage_fetch_dir(names=list(model.artifact_files)) as directory:
+        yield directory
+
+
+def model_load(*, model: Model) -> Estimator:
+    """The fitted estimator of a model; loaded without pickle, so an uploaded file cannot run code."""
+    with model_local_dir(model=model) as directory:
+        return load_model(directory)
+
+
+def model_archive(*, model: Model) -> bytes:
+    """A zip of the model's files (manifest.json, arrays.npz) for download; models are small."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in model.artifact_files:
+            with storage_open(name) as fh:
+                archive.writestr(PurePosixPath(name).name, fh.read())
+    return buffer.getvalue()

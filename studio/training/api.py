@@ -1,0 +1,109 @@
+"""REST API of training jobs (API.md "Training jobs"): thin, the rules live in services and selectors."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from studio.accounts.selectors import project_get
+from studio.training import selectors, services
+from studio.training.models import JobStatus, TrainingJob
+
+
+class TrainingJobIn(serializers.Serializer):
+    name = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=200)
+    algorithm = serializers.CharField(max_length=60)
+    dataset = serializers.UUIDField()
+    target = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    validation_dataset = serializers.UUIDField(required=False, allow_null=True)
+    validation_fraction = serializers.FloatField(required=False, allow_null=True)
+    hyperparameters = serializers.DictField(required=False, default=dict, child=serializers.JSONField())
+    max_runtime_seconds = serializers.IntegerField(required=False, allow_null=True)
+
+
+class TrainingJobOut(serializers.ModelSerializer):
+    dataset = serializers.UUIDField(source="dataset_id", allow_null=True)
+    validation_dataset = serializers.UUIDField(source="validation_dataset_id", allow_null=True)
+    model = serializers.SerializerMethodField()
+    created_by = serializers.SerializerMethodField()
+    duration_seconds = serializers.FloatField(allow_null=True)
+
+    class Meta:
+        model = TrainingJob
+        fields = [
+            "id", "name", "algorithm", "status", "status_message", "failure_reason", "hyperparameters",
+            "final_metrics", "model", "created_by", "created_at", "started_at", "ended_at", "duration_seconds",
+            "rule_results", "dataset", "validation_dataset", "target", "validation_fraction", "max_runtime_seconds",
+        ]
+
+    def get_model(self, job: TrainingJob) -> str | None:
+        model = getattr(job, "model", None)
+        return str(model.id) if model is not None else None
+
+    def get_created_by(self, job: TrainingJob) -> str | None:
+        return job.created_by.username if job.created_by else None
+
+
+class TrainingJobListApi(generics.GenericAPIView):
+    serializer_class = TrainingJobOut
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=JobStatus.values, description="Only jobs in this status.")],
+        responses=TrainingJobOut(many=True),
+    )
+    def get(self, request, project_id):
+        project = project_get(user=request.user, project_id=project_id)
+        jobs = selectors.training_job_list(user=request.user, project=project)
+        if wanted := request.query_params.get("status"):
+            jobs = jobs.filter(status=wanted)
+        page = self.paginate_queryset(jobs)
+        return self.get_paginated_response(TrainingJobOut(page, many=True).data)
+
+    @extend_schema(request=TrainingJobIn, responses={201: TrainingJobOut})
+    def post(self, request, project_id):
+        project = project_get(user=request.user, project_id=project_id)
+        data = TrainingJobIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = services.training_job_create(user=request.user, project=project, **data.validated_data)
+        return Response(TrainingJobOut(job).data, status=status.HTTP_201_CREATED)
+
+
+class TrainingJobDetailApi(APIView):
+    @extend_schema(responses=TrainingJobOut)
+    def get(self, request, project_id, job_id):
+        job = _job(request, project_id, job_id)
+        return Response(TrainingJobOut(job).data)
+
+
+class TrainingJobMetricsApi(APIView):
+    @extend_schema(responses=inline_serializer("TrainingJobMetrics", {
+        "series": serializers.DictField(child=serializers.ListField(child=serializers.ListField(
+            child=serializers.FloatField()), help_text="[[step, value, unix_ts], ...] by step")),
+    }))
+    def get(self, request, project_id, job_id):
+        job = _job(request, project_id, job_id)
+        return Response({"series": selectors.metric_series(job=job)})
+
+
+class TrainingJobLogsApi(APIView):
+    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR})
+    def get(self, request, project_id, job_id):
+        job = _job(request, project_id, job_id)
+        return HttpResponse(selectors.log_text(job=job), content_type="text/plain; charset=utf-8")
+
+
+class TrainingJobStopApi(APIView):
+    @extend_schema(request=None, responses={202: TrainingJobOut})
+    def post(self, request, project_id, job_id):
+        job = _job(request, project_id, job_id)
+        job = services.training_job_stop(user=request.user, job=job)
+        return Response(TrainingJobOut(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _job(request, project_id, job_id) -> TrainingJob:
+    project = project_get(user=request.user, project_id=project_id)
+    return selectors.training_job_get(user=request.user, project=project, job_id=job_id)

@@ -1,0 +1,276 @@
+"""The training loop as it runs inside a Celery worker: claim, load, split, fit, save, finish.
+
+Everything it writes goes through services (conditional status updates, metrics then publish),
+so the reconciler and a worker never both decide a job's fate.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+from django.conf import settings
+from django.db import connections, transaction
+
+from algorithms import get_algorithm
+from studio.datasets.loading import load_tabular
+from studio.registry import services as registry_services
+from studio.training import services
+from studio.training.models import JobStatus, TrainingJob
+
+logger = logging.getLogger(__name__)
+# The runtime clock, a module attribute so tests can move time forward for the runner alone.
+clock = time.monotonic
+
+
+class _Heartbeat:
+    """Keeps heartbeat_at fresh while a long epoch runs, so the reconciler does not take a busy
+    worker for a dead one. The callback also beats; this covers the time between callbacks."""
+
+    def __init__(self, job_id: UUID, every: float) -> None:
+        self.job_id = job_id
+        self.every = every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> _Heartbeat:
+        if self.every > 0:
+            self._thread = threading.Thread(target=self._run, name=f"heartbeat-{self.job_id}", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.every):
+                try:
+                    if not services.training_job_touch(job_id=self.job_id):
+                        return
+                except Exception:
+                    logger.warning("heartbeat of training job %s failed", self.job_id, exc_info=True)
+        finally:
+            # Connections are per thread: close this thread's own, or it leaks one per job.
+            connections.close_all()
+
+
+def split_validation(X: np.ndarray, y: np.ndarray | None, *, fraction: float, seed: int):
+    """Shuffle with a fixed seed and hold out ``fraction`` of the rows: the same job splits the same way."""
+    n = X.shape[0]
+    n_val = round(n * fraction)
+    if fraction > 0:
+        n_val = max(1, n_val)
+    if n - n_val < 1:
+        raise ValueError(f"The dataset has only {n} usable row(s): too few to hold out {fraction:.0%} for "
+                         "validation. Add rows or set validation_fraction to 0.")
+    order = np.random.default_rng(seed).permutation(n)
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    y_arr = None if y is None else np.asarray(y)
+    return (
+        X[train_idx], None if y_arr is None else y_arr[train_idx],
+        X[val_idx], None if y_arr is None else y_arr[val_idx],
+    )
+
+
+def _size_text(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"  # pragma: no cover
+
+
+def _metrics_text(metrics: dict[str, float]) -> str:
+    return " ".join(f"{name}={value:.6g}" for name, value in metrics.items())
+
+
+class _Run:
+    def __init__(self, job: TrainingJob) -> None:
+        self.job = job
+        self.started = clock()
+        self.last_metrics: dict[str, float] = {}
+        self.last_step = 0
+        self.stop_message: str | None = None
+        self.lost = False
+
+    def log(self, *lines: str) -> None:
+        services.job_log(job=self.job, lines=lines)
+
+    # The fit callback: store + publish the epoch, beat, and decide whether to go on.
+    def callback(self, step: int, metrics: dict[str, float]) -> bool:
+        self.last_step = step
+        self.last_metrics = {name: float(value) for name, value in metrics.items()}
+        services.job_metrics_record(job=self.job, step=step, metrics=self.last_metrics,
+                                    log_lines=[f"epoch {step}: {_metrics_text(self.last_metrics)}"])
+        alive, stop_message = services.training_job_heartbeat(job_id=self.job.id)
+        if not alive:
+            # Someone else (the reconciler) already finished the job: stop spending the worker on it.
+            self.lost = True
+            return False
+        if stop_message:
+            self.stop_message = stop_message
+            return False
+        limit = self.job.max_runtime_seconds
+        if limit and clock() - self.started > limit:
+            self.stop_message = f"Max runtime of {limit} s exceeded"
+            return False
+        return True
+
+    def execute(self) -> None:
+        job = self.job
+        algo = get_algorithm(job.algorithm)
+        hyperparameters = algo.validate_hyperparameters(job.hyperparameters)
+        if job.dataset is None:
+            raise ValueError("The training dataset was deleted before the job started.")
+        self.log(f"Starting {algo.title} job '{job.name}' on {job.worker or 'a worker'} (attempt {job.attempts}).")
+
+        data = load_tabular(dataset=job.dataset, target=job.target)
+        n, d = data.X.shape
+        dropped = f" ({data.n_dropped:,} rows without a target dropped)" if data.n_dropped else ""
+        self.log(f"Loaded {n:,} rows × {d} features from dataset '{job.dataset.name}'{dropped}.")  # noqa: RUF001
+
+        X_val = y_val = None
+        if job.validation_dataset is not None:
+            X_train, y_train = data.X, data.y
+            valid = load_tabular(dataset=job.validation_dataset, target=job.target,
+                                 feature_columns=list(data.feature_names))
+            X_val, y_val = valid.X, valid.y
+            self.log(f"Loaded {X_val.shape[0]:,} validation rows from dataset '{job.validation_dataset.name}'.")
+        elif job.validation_fraction > 0:
+            seed = int(hyperparameters.get("random_state", 0) or 0)
+            X_train, y_train, X_val, y_val = split_validation(
+                data.X, data.y, fraction=job.validation_fraction, seed=seed)
+        else:
+            X_train, y_train = data.X, data.y
+
+        task = hyperparameters.get("predictor_type")
+        task_text = f" ({task})" if task and task != "auto" else ""
+        val_text = f"validating on {X_val.shape[0]:,}" if X_val is not None else "without a validation set"
+        self.log(f"Training {algo.name}{task_text} on {X_train.shape[0]:,} rows, {val_text}.",
+                 "Hyperparameters: " + ", ".join(f"{k}={v}" for k, v in hyperparameters.items()))
+
+        estimator = algo(**hyperparameters)
+        fit_kwargs: dict[str, Any] = {"callback": self.callback}
+        if X_val is not None:
+            fit_kwargs.update(X_val=X_val, y_val=y_val)
+        estimator.fit(X_train, y_train, **fit_kwargs)
+
+        if self.lost:
+            logger.warning("training job %s was finished by someone else while it ran", job.id)
+            return
+        summary = self._fit_summary(estimator)
+        if summary:
+            self.log(summary)
+        if self.stop_message:
+            self.log(f"{self.stop_message} after epoch {self.last_step}.")
+            services.training_job_finish(job=job, status=JobStatus.STOPPED, status_message=self.stop_message,
+                                         final_metrics=self.last_metrics)
+            return
+
+        final = dict(self.last_metrics)
+        final.update(self._evaluate(estimator, X_train, y_train, "train"))
+        if X_val is not None:
+            final.update(self._evaluate(estimator, X_val, y_val, "validation"))
+        final = {name: float(value) for name, value in final.items() if services._finite(value)}
+        self.log(f"Final metrics: {_metrics_text(final)}")
+        self._save(estimator, final, list(data.feature_names), hyperparameters)
+
+    @staticmethod
+    def _fit_summary(estimator: Any) -> str:
+        epochs = getattr(estimator, "n_epochs_", None)
+        if epochs is None:
+            return ""
+        text = f"Trained {epochs} epoch(s)"
+        task = getattr(estimator, "predictor_type_", None)
+        if task:
+            text += f" as {task}"
+        best, monitor = getattr(estimator, "best_epoch_", None), getattr(estimator, "monitor_", None)
+        if best is not None and monitor:
+            text += f"; kept epoch {best} (best {monitor} {getattr(estimator, 'best_loss_', float('nan')):.6g})"
+        reason = getattr(estimator, "stop_reason_", None)
+        if reason == "early_stopping":
+            text += "; stopped early: the loss stopped improving"
+        elif reason == "diverged":
+            text += "; stopped: training diverged, lower learning_rate"
+        return text + "."
+
+    @staticmethod
+    def _evaluate(estimator: Any, X: np.ndarray, y: Any, channel: str) -> dict[str, float]:
+        try:
+            return estimator.evaluate(X, y, channel=channel)
+        except NotImplementedError:
+            return {}
+
+    def _save(self, estimator: Any, final: dict[str, float], feature_names: list[str],
+              hyperparameters: dict[str, Any]) -> None:
+        job = self.job
+        model_id = uuid.uuid4()
+        with tempfile.TemporaryDirectory() as tmp:
+            estimator.save(Path(tmp))
+            artifacts = registry_services.model_artifacts_store(project=job.project, model_id=model_id,
+                                                                directory=Path(tmp))
+        files = ", ".join(Path(name).name for name in artifacts.files)
+        self.log(f"Saved model ({_size_text(artifacts.size_bytes)}): {files}.")
+        try:
+            with transaction.atomic():
+                registry_services.model_create(
+                    project=job.project, model_id=model_id, name=job.name, algorithm=job.algorithm,
+                    artifacts=artifacts, training_job=job, hyperparameters=hyperparameters, metrics=final,
+                    feature_names=feature_names, target=job.target, created_by=job.created_by,
+                )
+                if not services.training_job_finish(job=job, status=JobStatus.COMPLETED,
+                                                    status_message="Completed", final_metrics=final):
+                    raise _LostRace
+        except _LostRace:
+            registry_services.model_artifacts_discard(artifacts=artifacts)
+            logger.warning("training job %s finished elsewhere; discarded its model", job.id)
+        except Exception:
+            registry_services.model_artifacts_discard(artifacts=artifacts)
+            raise
+
+
+class _LostRace(Exception):
+    """The job stopped being ours (reconciled) between fit and save: undo the model."""
+
+
+def training_job_run(*, job_id: UUID | str, worker: str) -> str:
+    """Run one job end to end. Idempotent: only the caller that claims the pending job runs it.
+
+    Returns the job's final status, or "skipped" when there was nothing to claim.
+    """
+    job = services.training_job_claim(job_id=job_id, worker=worker)
+    if job is None:
+        logger.info("training job %s is not pending; nothing to do", job_id)
+        return "skipped"
+    run = _Run(job)
+    with _Heartbeat(job.id, float(settings.STUDIO_HEARTBEAT_SECONDS)):
+        try:
+            run.execute()
+        except ValueError as exc:
+            # Bad data or parameters (DatasetError and HyperparameterError are ValueErrors): say it in words.
+            _fail(run, str(exc) or type(exc).__name__)
+        except Exception as exc:
+            logger.exception("training job %s failed with an unexpected error", job.id)
+            _fail(run, f"Internal error: {type(exc).__name__}: {exc}")
+    job.refresh_from_db()
+    return job.status
+
+
+def _fail(run: _Run, reason: str) -> None:
+    try:
+        run.log(f"Failed: {reason}")
+    except Exception:
+        logger.warning("could not write the failure log line of job %s", run.job.id, exc_info=True)
+    services.training_job_finish(job=run.job, status=JobStatus.FAILED, status_message="Failed",
+                                 failure_reason=reason, final_metrics=run.last_metrics or None)

@@ -1,0 +1,190 @@
+"""Training pages: list, new (form generated from the algorithm's declaration), detail with live charts."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from algorithms import UnknownAlgorithm, get_algorithm, list_algorithms
+from studio.core.errors import Conflict
+from studio.core.pages import project_access
+from studio.datasets.selectors import dataset_get, dataset_list
+from studio.training import selectors, services
+from studio.training.forms import hyperparameter_fields, hyperparameters_from_post
+
+DEFAULT_ALGORITHM = "linear-learner"
+FIELDS = ("name", "algorithm", "dataset", "target", "validation_fraction", "validation_dataset",
+          "max_runtime_seconds")
+
+
+def _algorithm(name: str | None):
+    try:
+        return get_algorithm(name or DEFAULT_ALGORITHM)
+    except UnknownAlgorithm:
+        return list_algorithms()[0]
+
+
+def _key_metric(job) -> tuple[str, float | None]:
+    """The algorithm's default objective, falling back to its train-channel twin without validation."""
+    try:
+        objective = get_algorithm(job.algorithm).default_objective
+    except UnknownAlgorithm:
+        return "", None
+    metrics = job.final_metrics or {}
+    if objective in metrics:
+        return objective, metrics[objective]
+    twin = objective.replace("validation:", "train:", 1)
+    return (twin, metrics[twin]) if twin in metrics else (objective, None)
+
+
+@login_required
+def training_job_list(request, project_id):
+    access = project_access(request, project_id)
+    jobs = selectors.training_job_list(user=request.user, project=access.project)
+    if wanted := request.GET.get("status"):
+        jobs = jobs.filter(status=wanted)
+    rows = []
+    for job in jobs[:500]:
+        name, value = _key_metric(job)
+        rows.append({"job": job, "metric_name": name, "metric_value": value})
+    return render(request, "training/job_list.html", access.context(
+        "training", rows=rows, status_filter=wanted or "", any_active=any(r["job"].is_active for r in rows),
+        statuses=["pending", "running", "completed", "failed", "stopped"]))
+
+
+def _ready_datasets(request, project):
+    return dataset_list(user=request.user, project=project).filter(status="ready").order_by("name")
+
+
+def _dataset_or_none(request, project, dataset_id):
+    if not dataset_id:
+        return None
+    try:
+        return dataset_get(user=request.user, project=project, dataset_id=dataset_id)
+    except Http404:  # a stale or mistyped id in the form: show "choose a dataset" rather than a 404 page
+        return None
+
+
+def _form_context(request, access, values: dict[str, Any], errors: dict[str, list[str]]) -> dict:
+    project = access.project
+    algo = _algorithm(values.get("algorithm"))
+    hp_errors = {key.split(".", 1)[1]: msgs for key, msgs in errors.items() if key.startswith("hyperparameters.")}
+    field_errors = {key: msgs for key, msgs in errors.items() if not key.startswith("hyperparameters.")}
+    dataset = _dataset_or_none(request, project, values.get("dataset"))
+    return access.context(
+        "training", values=values, errors=field_errors, algorithms=[a.describe() for a in list_algorithms()],
+        algorithm=algo.describe(),
+        hyperparameters=hyperparameter_fields(algo, values.get("hyperparameters"), hp_errors),
+        datasets=_ready_datasets(request, project), dataset=dataset,
+        target=values.get("target") or (dataset.target if dataset else ""),
+    )
+
+
+@login_required
+def training_job_create(request, project_id):
+    access = project_access(request, project_id)
+    if not access.can_edit:
+        raise PermissionDenied("Training a model needs the member role.")
+    if request.method != "POST":
+        values = {"algorithm": request.GET.get("algorithm", DEFAULT_ALGORITHM),
+                  "dataset": request.GET.get("dataset", ""), "validation_fraction": "0.2"}
+        return render(request, "training/job_create.html", _form_context(request, access, values, {}))
+
+    values = {field: request.POST.get(field, "").strip() for field in FIELDS}
+    algo = _algorithm(values["algorithm"])
+    values["hyperparameters"] = hyperparameters_from_post(algo, request.POST)
+    try:
+        job = services.training_job_create(
+            user=request.user, project=access.project, algorithm=values["algorithm"],
+            dataset=values["dataset"] or None, target=values["target"], name=values["name"] or None,
+            validation_dataset=values["validation_dataset"] or None,
+            validation_fraction=values["validation_fraction"] or None,
+            hyperparameters=values["hyperparameters"], max_runtime_seconds=values["max_runtime_seconds"] or None,
+        )
+    except ValidationError as exc:
+        errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        return render(request, "training/job_create.html", _form_context(request, access, values, errors),
+                      status=400)
+    except Conflict as exc:
+        return render(request, "training/job_create.html",
+                      _form_context(request, access, values, {"name": [str(exc)]}), status=409)
+    messages.success(request, f"Training job '{job.name}' created; it starts as soon as a worker is free.")
+    return redirect("training-job-detail", project_id=access.project.id, job_id=job.id)
+
+
+@login_required
+def training_job_hyperparameters(request, project_id):
+    """htmx partial: the hyperparameter fields of the chosen algorithm."""
+    access = project_access(request, project_id)
+    algo = _algorithm(request.GET.get("algorithm"))
+    return render(request, "training/_hyperparameters.html", access.context(
+        "training", algorithm=algo.describe(), hyperparameters=hyperparameter_fields(algo)))
+
+
+@login_required
+def training_job_target_field(request, project_id):
+    """htmx partial: the target select filled with the chosen dataset's columns."""
+    access = project_access(request, project_id)
+    dataset = _dataset_or_none(request, access.project, request.GET.get("dataset"))
+    return render(request, "training/_target_field.html", access.context(
+        "training", dataset=dataset, target=request.GET.get("target") or (dataset.target if dataset else ""),
+        errors={}))
+
+
+def _detail_context(request, access, job) -> dict:
+    algo = None
+    with contextlib.suppress(UnknownAlgorithm):
+        algo = get_algorithm(job.algorithm)
+    key_name, key_value = _key_metric(job)
+    model = getattr(job, "model", None)
+    return access.context(
+        "training", job=job, model=model, algorithm=algo.describe() if algo else None,
+        key_metric_name=key_name, key_metric_value=key_value,
+        final_metrics=sorted((job.final_metrics or {}).items()),
+        can_stop=access.can_edit and job.is_active,
+    )
+
+
+@login_required
+def training_job_detail(request, project_id, job_id):
+    access = project_access(request, project_id)
+    job = selectors.training_job_get(user=request.user, project=access.project, job_id=job_id)
+    return render(request, "training/job_detail.html", _detail_context(request, access, job))
+
+
+@login_required
+def training_job_panel(request, project_id, job_id):
+    """htmx partial: the summary, metrics and model link, refreshed when the job's status changes."""
+    access = project_access(request, project_id)
+    job = selectors.training_job_get(user=request.user, project=access.project, job_id=job_id)
+    return render(request, "training/_job_panel.html", _detail_context(request, access, job))
+
+
+@login_required
+@require_POST
+def training_job_stop(request, project_id, job_id):
+    access = project_access(request, project_id)
+    job = selectors.training_job_get(user=request.user, project=access.project, job_id=job_id)
+    error = ""
+    try:
+        job = services.training_job_stop(user=request.user, job=job)
+    except PermissionDenied:
+        raise
+    except Conflict as exc:
+        error = str(exc)
+    if request.htmx:
+        context = _detail_context(request, access, job)
+        context["stop_error"] = error
+        return render(request, "training/_job_panel.html", context, status=409 if error else 200)
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, "Stop requested." if job.status == "running" else "Job stopped.")
+    return redirect("training-job-detail", project_id=access.project.id, job_id=job.id)
