@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -15,24 +17,33 @@ def chromium_path() -> str | None:
     return os.environ.get("STUDIO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture
+def browse() -> Callable:
+    """Run ``scenario(page)`` in Debian's Chromium, driven by Playwright from its own thread.
+
+    Playwright's sync API keeps an event loop running in the thread that uses it; in a thread of its
+    own that loop cannot make Django's database calls in this thread look async, nor leak into tests
+    that run after this one.
+    """
     path = chromium_path()
     if path is None:
         if os.environ.get("CI"):
             pytest.fail("Debian's chromium is missing: .ci/run installs it with apt-get install chromium")
         pytest.skip("no chromium on this machine: apt-get install chromium (CI installs it)")
-    from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS, headless=True)
-        yield browser
-        browser.close()
+    def run(scenario: Callable) -> None:
+        from playwright.sync_api import sync_playwright
 
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS, headless=True)
+            try:
+                context = browser.new_context(viewport={"width": 1366, "height": 900})
+                scenario(context.new_page())
+            finally:
+                browser.close()
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = context.new_page()
-    yield page
-    context.close()
+    def browse(scenario: Callable) -> None:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(run, scenario).result()
+
+    return browse

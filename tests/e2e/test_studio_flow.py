@@ -13,9 +13,6 @@ from tests.processes import celery_worker, web_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-# Playwright's sync API runs an event loop in this thread; Django's test-database teardown is synchronous.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 SCREENSHOTS = Path(os.environ.get("STUDIO_SCREENSHOTS", "")) if os.environ.get("STUDIO_SCREENSHOTS") else None
 
 
@@ -34,68 +31,77 @@ def shot(page, name: str) -> None:
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
 
 
-def test_it_takes_a_new_user_from_sign_up_to_a_live_training_run(page, tmp_path):
+def test_it_takes_a_new_user_from_sign_up_to_a_live_training_run(browse, tmp_path):
     csv_path = houses_csv(tmp_path / "houses.csv")
-    with web_server(tmp_path / "web.log") as base, celery_worker(tmp_path / "worker.log"):
-        page.set_default_timeout(20_000)
-        page.goto(f"{base}/signup/")
-        page.fill("#id_username", "ada")
-        page.fill("#id_password", "correct-horse-battery-staple")
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{base}/")
-        assert "not in a team yet" in page.content()
+    try:
+        with web_server(tmp_path / "web.log") as base, celery_worker(tmp_path / "worker.log"):
+            browse(lambda page: first_session(page, base, csv_path))
+    except Exception:
+        for log in ("web.log", "worker.log"):  # what the servers said is the first thing to read
+            print(f"--- {log} ---\n" + (tmp_path / log).read_text(errors="replace")[-4000:])
+        raise
 
-        page.click("a.btn:has-text('Create a team')")
-        page.fill("#id_name", "Acme ML")
-        page.click("button:has-text('Create team')")
-        page.wait_for_url(re.compile(r".*/teams/acme-ml/$"))
 
-        page.fill("#id_project_name", "House prices")
-        page.click("button:has-text('Create project')")
-        page.wait_for_url(re.compile(r".*/projects/[0-9a-f-]+/$"))
-        page.click("a.btn:has-text('Upload data')")
+def first_session(page, base: str, csv_path: Path) -> None:
+    page.set_default_timeout(20_000)
+    page.goto(f"{base}/signup/")
+    page.fill("#id_username", "ada")
+    page.fill("#id_password", "correct-horse-battery-staple")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    assert "not in a team yet" in page.content()
 
-        page.set_input_files("#id_file", str(csv_path))
-        page.fill("#id_target", "price")
-        page.click("[data-upload-submit]")
-        page.wait_for_url(re.compile(r".*/data/[0-9a-f-]+/$"))
-        assert page.inner_text("[data-testid=rows]").replace(",", "") == "20000"
-        page.wait_for_selector("[data-testid=chart] .main-svg")  # plotly drew the histograms
-        shot(page, "dataset")
+    page.click("a.btn:has-text('Create a team')")
+    page.fill("#id_name", "Acme ML")
+    page.click("button:has-text('Create team')")
+    page.wait_for_url(re.compile(r".*/teams/acme-ml/$"))
 
-        page.click("text=Train on this dataset")
-        page.wait_for_selector("#id_target option[value=price]", state="attached")
-        page.select_option("#id_target", "price")
-        # Small batches make the run last long enough to watch several epochs arrive.
-        page.fill("#id_hp_epochs", "25")
-        page.fill("#id_hp_mini_batch_size", "4")
-        page.fill("#id_hp_early_stopping_patience", "100")
-        page.click("[data-testid=start-training]")
-        page.wait_for_url(re.compile(r".*/training/[0-9a-f-]+/$"))
+    page.fill("#id_project_name", "House prices")
+    page.click("button:has-text('Create project')")
+    page.wait_for_url(re.compile(r".*/projects/[0-9a-f-]+/$"))
+    page.click("a.btn:has-text('Upload data')")
 
-        # The chart receives points while the job is still running: streamed, not loaded at the end.
-        page.wait_for_function(
-            "() => window.studioChartPoints > 2 && "
-            "document.querySelector('[data-testid=job-status]').textContent.trim() === 'running'",
-            timeout=60_000,
-        )
-        shot(page, "training-live")
-        seen_while_running = page.evaluate("window.studioChartPoints")
+    page.set_input_files("#id_file", str(csv_path))
+    page.fill("#id_target", "price")
+    page.click("[data-upload-submit]")
+    page.wait_for_url(re.compile(r".*/data/[0-9a-f-]+/$"))
+    assert page.inner_text("[data-testid=rows]").replace(",", "") == "20000"
+    page.wait_for_selector("[data-testid=chart] .main-svg")  # plotly drew the histograms
+    shot(page, "dataset")
 
-        # Reloading mid-run shows the history again and carries on.
-        page.reload()
-        page.wait_for_function(f"() => window.studioChartPoints >= {seen_while_running}", timeout=30_000)
+    page.click("text=Train on this dataset")
+    page.wait_for_selector("#id_target option[value=price]", state="attached")
+    page.select_option("#id_target", "price")
+    # Small batches make the run last long enough to watch several epochs arrive.
+    page.fill("#id_hp_epochs", "25")
+    page.fill("#id_hp_mini_batch_size", "4")
+    page.fill("#id_hp_early_stopping_patience", "100")
+    page.click("[data-testid=start-training]")
+    page.wait_for_url(re.compile(r".*/training/[0-9a-f-]+/$"))
 
-        page.wait_for_function(
-            "() => document.querySelector('[data-testid=job-status]').textContent.trim() === 'completed'",
-            timeout=120_000,
-        )
-        page.wait_for_selector("[data-testid=model-link]")
-        points = page.evaluate("window.studioChartPoints")
-        assert points > seen_while_running
-        assert "validation:rmse" in page.inner_text("[data-testid=final-metrics]")
-        shot(page, "training-done")
+    # The chart receives points while the job is still running: streamed, not loaded at the end.
+    page.wait_for_function(
+        "() => window.studioChartPoints > 2 && "
+        "document.querySelector('[data-testid=job-status]').textContent.trim() === 'running'",
+        timeout=60_000,
+    )
+    shot(page, "training-live")
+    seen_while_running = page.evaluate("window.studioChartPoints")
 
-        page.click("[data-testid=model-link]")
-        page.wait_for_url(re.compile(r".*/models/[0-9a-f-]+/$"))
-        assert "linear-learner" in page.content()
+    # Reloading mid-run shows the history again and carries on.
+    page.reload()
+    page.wait_for_function(f"() => window.studioChartPoints >= {seen_while_running}", timeout=30_000)
+
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=job-status]').textContent.trim() === 'completed'",
+        timeout=120_000,
+    )
+    page.wait_for_selector("[data-testid=model-link]")
+    points = page.evaluate("window.studioChartPoints")
+    assert points > seen_while_running
+    assert "validation:rmse" in page.inner_text("[data-testid=final-metrics]")
+    shot(page, "training-done")
+
+    page.click("[data-testid=model-link]")
+    page.wait_for_url(re.compile(r".*/models/[0-9a-f-]+/$"))
+    assert "linear-learner" in page.content()
