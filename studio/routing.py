@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django.urls import path
 
+from studio.accounts.consumers import ProjectConsumer
 from studio.training.consumers import TrainingJobConsumer
 
 websocket_urlpatterns = [
     path("ws/training-jobs/<uuid:job_id>/", TrainingJobConsumer.as_asgi()),
+    path("ws/projects/<uuid:project_id>/", ProjectConsumer.as_asgi()),
 ]

@@ -22,5 +22,14 @@
     return { close: function () { closedByUs = true; if (socket) socket.close(); } };
   }
 
-  window.Studio = { live: live };
+  // Re-fetch an htmx region whenever the project's activity stream reports a change. The page
+  // passes the time it was rendered, so only what happened after it triggers a refresh.
+  function refreshOnProjectActivity(projectId, renderedAt, selector) {
+    return live("/ws/projects/" + projectId + "/?since=" + renderedAt, function () {
+      var el = document.querySelector(selector);
+      if (el && window.htmx) window.htmx.trigger(el, "studio-refresh");
+    });
+  }
+
+  window.Studio = { live: live, refreshOnProjectActivity: refreshOnProjectActivity };
 })();

@@ -17,6 +17,7 @@ from studio.accounts.models import ApiToken, AuditEvent, Membership, Project, Ro
 from studio.accounts.permissions import require_role
 from studio.core.errors import Conflict
 from studio.core.storage import project_storage_prefix, storage_delete_prefix
+from studio.live.publisher import publish
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -28,10 +29,16 @@ def audit(*, actor: User | None, verb: str, team: Team | None = None, project: P
           target: str = "", data: dict[str, Any] | None = None) -> AuditEvent:
     if project is not None and team is None:
         team = project.team
-    return AuditEvent.objects.create(
+    event = AuditEvent.objects.create(
         actor=actor if actor is not None and actor.is_authenticated else None,
         verb=verb, team=team, project=project, target=target[:200], data=data or {},
     )
+    if project is not None:
+        from studio.accounts.consumers import activity_event
+
+        payload = activity_event(event)
+        transaction.on_commit(lambda: publish(kind="project", object_id=project.id, events=[payload]))
+    return event
 
 
 @transaction.atomic

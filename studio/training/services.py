@@ -304,7 +304,11 @@ def log_event(line: LogLine) -> dict[str, Any]:
 
 
 def publish_status(*, job: TrainingJob) -> None:
-    publish(kind=LIVE_KIND, object_id=job.id, events=[status_event(job)])
+    event = status_event(job)
+    publish(kind=LIVE_KIND, object_id=job.id, events=[event])
+    # The project's pages (job list, overview) refresh on it too.
+    publish(kind="project", object_id=job.project_id,
+            events=[{**event, "object": "training-job", "id": str(job.id), "name": job.name}])
 
 
 def job_metrics_record(*, job: TrainingJob, step: int, metrics: dict[str, float], ts: float | None = None,

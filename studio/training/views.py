@@ -55,7 +55,7 @@ def training_job_list(request, project_id):
         name, value = _key_metric(job)
         rows.append({"job": job, "metric_name": name, "metric_value": value})
     return render(request, "training/job_list.html", access.context(
-        "training", rows=rows, status_filter=wanted or "", any_active=any(r["job"].is_active for r in rows),
+        "training", rows=rows, status_filter=wanted or "",
         statuses=["pending", "running", "completed", "failed", "stopped"]))
 
 

@@ -199,7 +199,7 @@ def test_it_keeps_the_file_when_the_delete_rolls_back(world, django_capture_on_c
     dataset = upload(world, regression_csv(20))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         services.dataset_delete(user=world.member, dataset=dataset)
-    assert len(callbacks) == 1 and stored_files(world.project)  # nothing removed before commit
+    assert len(callbacks) == 2 and stored_files(world.project)  # file removal + activity publish wait for commit
 
 
 @pytest.mark.parametrize(("status", "field"), [("running", "dataset"), ("pending", "validation_dataset")])

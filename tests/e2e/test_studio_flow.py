@@ -59,6 +59,7 @@ def first_session(page, base: str, csv_path: Path) -> None:
     page.fill("#id_project_name", "House prices")
     page.click("button:has-text('Create project')")
     page.wait_for_url(re.compile(r".*/projects/[0-9a-f-]+/$"))
+    project_url = page.url
     page.click("a.btn:has-text('Upload data')")
 
     page.set_input_files("#id_file", str(csv_path))
@@ -76,6 +77,10 @@ def first_session(page, base: str, csv_path: Path) -> None:
     page.fill("#id_hp_epochs", "25")
     page.fill("#id_hp_mini_batch_size", "4")
     page.fill("#id_hp_early_stopping_patience", "100")
+    # A second tab on the job list: it must show the new job and its outcome without a reload.
+    job_list = page.context.new_page()
+    job_list.goto(project_url + "training/")
+    job_list.wait_for_selector("text=No training jobs yet")
     page.click("[data-testid=start-training]")
     page.wait_for_url(re.compile(r".*/training/[0-9a-f-]+/$"))
 
@@ -97,6 +102,7 @@ def first_session(page, base: str, csv_path: Path) -> None:
         timeout=120_000,
     )
     page.wait_for_selector("[data-testid=model-link]")
+    job_list.wait_for_selector("[data-testid=training-jobs] .badge.completed", timeout=30_000)
     points = page.evaluate("window.studioChartPoints")
     assert points > seen_while_running
     assert "validation:rmse" in page.inner_text("[data-testid=final-metrics]")

@@ -68,6 +68,9 @@ def test_it_stores_events_before_publishing_them(world, enqueued, monkeypatch, d
     published: list[dict] = []
 
     def spy(*, kind, object_id, events):
+        if kind == "project":  # the project's pages hear of status changes too
+            assert {e["type"] for e in events} == {"status"}
+            return
         assert kind == "training-job"
         for event in events:
             if event["type"] == "metric":
@@ -91,7 +94,8 @@ def test_it_stores_events_before_publishing_them(world, enqueued, monkeypatch, d
 def test_it_publishes_the_failure_reason_with_the_failed_status(world, enqueued, monkeypatch,
                                                                 django_capture_on_commit_callbacks):
     published: list[dict] = []
-    monkeypatch.setattr(services, "publish", lambda *, kind, object_id, events: published.extend(events))
+    monkeypatch.setattr(services, "publish", lambda *, kind, object_id, events:
+                        published.extend(events) if kind == "training-job" else None)
     job = new_job(world)
     TrainingJob.objects.filter(id=job.id).update(hyperparameters={"epochs": 5000})
     with django_capture_on_commit_callbacks(execute=True):

@@ -1,0 +1,3 @@
+from __future__ import annotations
+
+from tests.training.factories import enqueued  # noqa: F401
