@@ -25,10 +25,11 @@ def houses_csv(path: Path, n: int = 20_000, seed: int = 0) -> Path:
     return path
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, *, full_page: bool = False) -> None:
+    """Screenshots for people (the README's comes from here) when STUDIO_SCREENSHOTS names a folder."""
     if SCREENSHOTS:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
 
 def test_it_takes_a_new_user_from_sign_up_to_a_live_training_run(browse, tmp_path):
@@ -106,7 +107,7 @@ def first_session(page, base: str, csv_path: Path) -> None:
     points = page.evaluate("window.studioChartPoints")
     assert points > seen_while_running
     assert "validation:rmse" in page.inner_text("[data-testid=final-metrics]")
-    shot(page, "training-done")
+    shot(page, "training-done", full_page=True)
 
     page.click("[data-testid=model-link]")
     page.wait_for_url(re.compile(r".*/models/[0-9a-f-]+/$"))
