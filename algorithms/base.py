@@ -361,6 +361,15 @@ class Estimator:
         Every metric name the callback or ``evaluate`` may report.
     default_objective : str
         Metric a tuning job optimizes when the user does not choose one.
+    target : {"required", "optional", "none"}
+        Whether ``fit`` needs labels ``y``: supervised learners require them, clustering and
+        projections take none, anomaly detectors use them only to report AUC.
+
+    Fitted attributes every estimator sets
+    --------------------------------------
+    task_ : {"regression", "binary_classification", "multiclass_classification", "clustering",
+             "dimensionality_reduction", "anomaly_detection"}
+        What the fitted model does. The studio chooses result plots and prediction shapes by it.
     """
 
     name: ClassVar[str] = ""
@@ -370,6 +379,7 @@ class Estimator:
     hyperparameters: ClassVar[tuple[Hyperparameter, ...]] = ()
     metrics: ClassVar[tuple[Metric, ...]] = ()
     default_objective: ClassVar[str] = ""
+    target: ClassVar[str] = "required"
 
     _fitted_arrays: ClassVar[tuple[str, ...]] = ()
     _fitted_json: ClassVar[tuple[str, ...]] = ()
@@ -388,6 +398,8 @@ class Estimator:
             raise TypeError(f"{cls.__name__}: duplicate hyperparameter names")
         if cls.input not in ("tabular", "text", "image"):
             raise TypeError(f"{cls.__name__}: input must be tabular, text or image")
+        if cls.target not in ("required", "optional", "none"):
+            raise TypeError(f"{cls.__name__}: target must be required, optional or none")
         metric_names = {metric.name for metric in cls.metrics}
         if cls.default_objective not in metric_names:
             raise TypeError(f"{cls.__name__}: default_objective must be one of its declared metrics")
@@ -501,6 +513,7 @@ class Estimator:
             "name": cls.name,
             "title": cls.title,
             "task": cls.task,
+            "target": cls.target,
             "input": cls.input,
             "hyperparameters": [hp.to_dict() for hp in cls.hyperparameters],
             "metrics": [metric.to_dict() for metric in cls.metrics],

@@ -25,6 +25,7 @@ PREDICTOR_TYPES = ("auto", "regressor", "binary_classifier", "multiclass_classif
 MAX_AUTO_CLASSES = 20
 
 _REGRESSOR, _BINARY, _MULTICLASS = PREDICTOR_TYPES[1:]
+_TASKS = {_REGRESSOR: "regression", _BINARY: "binary_classification", _MULTICLASS: "multiclass_classification"}
 _ADAM_BETA1, _ADAM_BETA2, _ADAM_EPS = 0.9, 0.999, 1e-8
 
 
@@ -647,6 +648,11 @@ class LinearLearner(Estimator):
         """
         z = self._prepare(X) @ np.atleast_2d(self.coef_).T + self.intercept_
         return z[:, 0] if z.shape[1] == 1 else z
+
+    @property
+    def task_(self) -> str:
+        """What the fitted model does, in the vocabulary shared by every estimator."""
+        return _TASKS[self.predictor_type_]
 
     def predict(self, X: Any) -> np.ndarray:
         """Predict targets (regressor) or class labels (classifiers).
