@@ -10,9 +10,8 @@ from channels.testing import WebsocketCommunicator
 from django.db import connections
 
 from studio.accounts import services
-from studio.asgi import application
 from studio.training import services as training_services
-from tests.live.test_consumers import receive_all, session_cookie
+from tests.live.test_consumers import receive_all, websocket
 from tests.training.factories import new_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,11 +24,7 @@ async def close_thread_connections():
 
 
 async def project_socket(project_id, user=None, query: str = "") -> WebsocketCommunicator:
-    headers = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
-    if user is not None:
-        headers.append((b"cookie", await sync_to_async(session_cookie)(user)))
-    path = f"/ws/projects/{project_id}/" + (f"?{query}" if query else "")
-    return WebsocketCommunicator(application, path, headers=headers)
+    return await websocket(f"/ws/projects/{project_id}/", user, query)
 
 
 async def test_it_replays_recent_activity_then_streams_new_events(world):

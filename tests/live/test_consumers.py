@@ -28,12 +28,16 @@ def session_cookie(user) -> bytes:
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
 
 
-async def communicator(job_id, user=None, query: str = "") -> WebsocketCommunicator:
+async def websocket(path: str, user=None, query: str = "") -> WebsocketCommunicator:
+    """A client of the real ASGI app, signed in as ``user`` through a session cookie."""
     headers = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
     if user is not None:
         headers.append((b"cookie", await sync_to_async(session_cookie)(user)))
-    path = f"/ws/training-jobs/{job_id}/" + (f"?{query}" if query else "")
-    return WebsocketCommunicator(application, path, headers=headers)
+    return WebsocketCommunicator(application, path + (f"?{query}" if query else ""), headers=headers)
+
+
+async def communicator(job_id, user=None, query: str = "") -> WebsocketCommunicator:
+    return await websocket(f"/ws/training-jobs/{job_id}/", user, query)
 
 
 async def receive_all(comm: WebsocketCommunicator, quiet: float = 0.3) -> list[dict]:
