@@ -17,16 +17,24 @@ from algorithms.base import (
     NotFittedError,
     read_manifest,
 )
+from algorithms.kmeans import KMeans
+from algorithms.knn import KNN
 from algorithms.linear_learner import LinearLearner
+from algorithms.pca import PCA
+from algorithms.random_cut_forest import RandomCutForest
 
 __all__ = [
+    "KNN",
+    "PCA",
     "Callback",
     "Estimator",
     "Hyperparameter",
     "HyperparameterError",
+    "KMeans",
     "LinearLearner",
     "Metric",
     "NotFittedError",
+    "RandomCutForest",
     "UnknownAlgorithm",
     "get_algorithm",
     "list_algorithms",
@@ -34,7 +42,7 @@ __all__ = [
 ]
 
 # One entry per algorithm module; the API lists them in this order.
-_ALGORITHMS: tuple[type[Estimator], ...] = (LinearLearner,)
+_ALGORITHMS: tuple[type[Estimator], ...] = (LinearLearner, RandomCutForest, KMeans, PCA, KNN)
 _REGISTRY: dict[str, type[Estimator]] = {cls.name: cls for cls in _ALGORITHMS}
 
 

@@ -1,9 +1,12 @@
-"""Linear learner: linear and logistic regression trained by mini-batch SGD or Adam.
+"""Linear learner: linear models for regression and classification, many trained at once.
 
-In the spirit of SageMaker's Linear Learner: one algorithm for regression (squared loss), binary
-classification (logistic loss) and multiclass classification (softmax cross-entropy), with
-feature standardization, mean imputation of missing values, L1/L2 penalties, per-epoch metrics
-and early stopping on the validation loss.
+In the spirit of SageMaker's Linear Learner: one algorithm for regression (squared or absolute
+loss), binary classification (logistic or hinge loss) and multiclass classification (softmax
+cross-entropy), with feature standardization, mean imputation of missing values, L1/L2 penalties,
+class weights, per-epoch metrics and early stopping. It trains ``num_models`` variants with
+different learning rates and penalties in one pass over the data, keeps the one that does best on
+the validation data, and for binary problems tunes the decision threshold to a chosen criterion.
+The numerical core lives in :mod:`algorithms._linear`.
 """
 
 from __future__ import annotations
@@ -15,153 +18,78 @@ import numpy as np
 
 # Aliased: ``metrics`` is also the class attribute declaring the reported metrics.
 from algorithms import metrics as metric_fns
+from algorithms._linear import (
+    BINARY,
+    LOSSES,
+    MAX_AUTO_CLASSES,
+    MULTICLASS,
+    REGRESSOR,
+    THRESHOLD_CRITERIA,
+    as_features,
+    as_labels,
+    channel_metrics,
+    class_weights,
+    encode,
+    model_grid,
+    resolve_task,
+    select_model,
+    sigmoid,
+    softmax,
+    train_models,
+)
 from algorithms.base import Callback, Estimator, Hyperparameter, Metric
 
-__all__ = ["PREDICTOR_TYPES", "LinearLearner"]
+__all__ = ["LOSS_CHOICES", "MAX_AUTO_CLASSES", "PREDICTOR_TYPES", "SELECTION_CRITERIA", "LinearLearner"]
 
-PREDICTOR_TYPES = ("auto", "regressor", "binary_classifier", "multiclass_classifier")
-# With "auto", integer targets with more distinct values than this are treated as a regression
-# target (ages, counts, prices) rather than as that many classes.
-MAX_AUTO_CLASSES = 20
+PREDICTOR_TYPES = ("auto", REGRESSOR, BINARY, MULTICLASS)
+LOSS_CHOICES = ("auto", "squared_loss", "absolute_loss", "logistic", "softmax_loss", "hinge_loss")
+SELECTION_CRITERIA = (*THRESHOLD_CRITERIA, "cross_entropy_loss", "loss_function")
+# A mini-batch of every model is a (batch, num_models * n_outputs) matrix; beyond this many
+# elements (512 MB in float64) the parallel models would rather exhaust memory than speed anything up.
+_MAX_BATCH_ELEMENTS = 2**26
 
-_REGRESSOR, _BINARY, _MULTICLASS = PREDICTOR_TYPES[1:]
-_TASKS = {_REGRESSOR: "regression", _BINARY: "binary_classification", _MULTICLASS: "multiclass_classification"}
-_ADAM_BETA1, _ADAM_BETA2, _ADAM_EPS = 0.9, 0.999, 1e-8
-
-
-def _as_features(X: Any, name: str, n_features: int | None = None) -> np.ndarray:
-    """Return ``X`` as a 2-D float64 array, or raise a ``ValueError`` a user can act on."""
-    if X is None:
-        raise ValueError(f"{name} is required")
-    try:
-        array = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"{name} must contain only numbers (NaN allowed for missing values); "
-            f"encode text or categorical columns first ({exc})"
-        ) from None
-    if array.ndim != 2:
-        hint = f"; for a single feature use {name}.reshape(-1, 1)" if array.ndim == 1 else ""
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got {array.ndim}-D{hint}")
-    if array.shape[0] == 0:
-        raise ValueError(f"{name} has no rows")
-    if array.shape[1] == 0:
-        raise ValueError(f"{name} has no feature columns")
-    if n_features is not None and array.shape[1] != n_features:
-        raise ValueError(f"{name} has {array.shape[1]} features, but the model expects {n_features}")
-    if np.isinf(array).any():
-        raise ValueError(f"{name} contains infinite values; only finite numbers or NaN (missing) are allowed")
-    return array
-
-
-def _as_labels(y: Any, name: str, n_samples: int) -> np.ndarray:
-    """Return ``y`` as a 1-D array of numbers or fixed-width strings (never object dtype)."""
-    if y is None:
-        raise ValueError(f"{name} is required: the linear learner is supervised")
-    array = np.asarray(y)
-    if array.ndim == 2 and array.shape[1] == 1:
-        array = array[:, 0]
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (n_samples,), got shape {array.shape}")
-    if array.shape[0] != n_samples:
-        raise ValueError(f"{name} has {array.shape[0]} values but X{name[1:]} has {n_samples} rows")
-    if array.dtype.kind == "O":
-        # Object arrays come from CSV readers and lists of mixed Python values; they must become
-        # unicode or float so that classes_ can be saved without pickle.
-        if all(isinstance(value, str) for value in array):
-            array = array.astype(str)
-        else:
-            try:
-                array = array.astype(np.float64)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"{name} mixes strings with other values (or holds None); use one label type"
-                ) from None
-    if array.dtype.kind not in "biufUS":
-        raise ValueError(f"{name} has unsupported dtype {array.dtype}")
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or infinite values; drop rows without a target")
-    return array
-
-
-def _preview(values: np.ndarray, limit: int = 10) -> str:
-    shown = ", ".join(repr(value.item()) for value in values[:limit])
-    return f"[{shown}{', ...' if values.size > limit else ''}]"
-
-
-def _infer_predictor_type(y: np.ndarray) -> str:
-    """Guess the task from the targets, as documented on the ``predictor_type`` hyperparameter."""
-    if y.dtype.kind in "US":
-        return _BINARY if np.unique(y).size == 2 else _MULTICLASS
-    if y.dtype.kind == "b":
-        return _BINARY
-    distinct = np.unique(y)
-    if y.dtype.kind == "f" and not np.all(distinct == np.round(distinct)):
-        return _REGRESSOR
-    if distinct.size > MAX_AUTO_CLASSES:
-        return _REGRESSOR
-    return _BINARY if distinct.size == 2 else _MULTICLASS
-
-
-def _encode(classes: np.ndarray, y: np.ndarray, name: str) -> np.ndarray:
-    """Map labels to indices into sorted ``classes``; reject labels unseen at training time."""
-    if (y.dtype.kind in "US") != (classes.dtype.kind in "US"):
-        raise ValueError(f"{name} labels have type {y.dtype}, but the classes are {_preview(classes)}")
-    index = np.clip(np.searchsorted(classes, y), 0, classes.size - 1)
-    unknown = classes[index] != y
-    if unknown.any():
-        raise ValueError(
-            f"{name} contains labels not seen in training: {_preview(np.unique(y[unknown]))}; "
-            f"known classes: {_preview(classes)}"
-        )
-    return index
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    # exp may overflow to inf for very negative z; 1 / inf is the correct limit 0.
-    with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-z))
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    shifted = np.exp(z - z.max(axis=1, keepdims=True))
-    shifted /= shifted.sum(axis=1, keepdims=True)
-    return shifted
-
-
-def _log_loss_from_logits(kind: str, z: np.ndarray, target: np.ndarray) -> float:
-    """Mean cross-entropy computed from logits, exact where probabilities would round to 0 or 1."""
-    if kind == _BINARY:
-        return float(np.mean(np.logaddexp(0.0, z) - target * z))
-    top = z.max(axis=1)
-    log_norm = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
-    return float(np.mean(log_norm - z[np.arange(z.shape[0]), target]))
+_TASKS = {REGRESSOR: "regression", BINARY: "binary_classification", MULTICLASS: "multiclass_classification"}
+_METRIC_NAMES = (
+    *(("loss", "minimize"), ("rmse", "minimize"), ("mae", "minimize"), ("r2", "maximize")),
+    *(("accuracy", "maximize"), ("precision", "maximize"), ("recall", "maximize"), ("f1", "maximize")),
+    *(("auc", "maximize"), ("log_loss", "minimize")),
+)
 
 
 class LinearLearner(Estimator):
-    """Linear model for regression, binary or multiclass classification.
+    """Linear model for regression, binary or multiclass classification, trained as many variants.
 
-    Trained by mini-batch Adam or SGD on standardized features; the model is the running
-    average of the iterates over about the last epoch, which removes the jitter of a constant
-    learning rate. Missing values (NaN) in ``X`` are replaced by the training column means.
-    Classification accepts any label values (integers, strings, bools); they are exposed in
-    ``classes_``.
+    Trained by mini-batch Adam or SGD on standardized features; each model is the running
+    average of its iterates over about the last epoch, which removes the jitter of a constant
+    learning rate. ``num_models`` models with different learning rates and penalties train
+    together (one matrix product per mini-batch for all of them); the best on the validation
+    data (the training data when there is none) is kept. Missing values (NaN) in ``X`` are
+    replaced by the training column means. Classification accepts any label values (integers,
+    strings, bools); they are exposed in ``classes_``.
 
     Parameters
     ----------
     predictor_type : {"auto", "regressor", "binary_classifier", "multiclass_classifier"}
-        Task; ``"auto"`` infers it from ``y`` (non-integer floats or more than 20 distinct
-        numbers -> regressor, 2 classes -> binary, otherwise multiclass).
+        Task; ``"auto"`` follows an explicit ``loss``, or else infers it from ``y`` (non-integer
+        floats or more than 20 distinct numbers -> regressor, 2 classes -> binary, otherwise
+        multiclass).
     epochs : int
         Maximum passes over the training data.
     mini_batch_size : int
         Samples per optimizer step.
     learning_rate : float
-        Step size of the optimizer.
+        Step size of the optimizer, used exactly by model 0.
     learning_rate_decay : float
-        Factor applied to the learning rate after every epoch (1 keeps it constant).
+        Factor applied to the learning rates after every epoch (1 keeps them constant).
     optimizer : {"adam", "sgd"}
         Optimizer.
+    loss : {"auto", "squared_loss", "absolute_loss", "logistic", "softmax_loss", "hinge_loss"}
+        Training loss. ``"auto"``: squared (regressor), logistic (binary), softmax (multiclass).
+        ``absolute_loss`` fits the conditional median; ``hinge_loss`` is a linear SVM, whose
+        ``predict_proba`` comes from a logistic (Platt) calibration of the margin.
+    num_models : int
+        Models trained in parallel. Model 0 uses the given ``learning_rate``, ``wd`` and ``l1``;
+        the others spread them on a log grid (see :func:`algorithms._linear.model_grid`).
     l1 : float
         L1 penalty on the weights (not the bias), in standardized feature space.
     wd : float
@@ -173,8 +101,20 @@ class LinearLearner(Estimator):
         Standardize features with the training mean and standard deviation.
     normalize_label : bool
         Standardize the regression target; ignored by classifiers.
+    positive_example_weight_mult : float
+        Weight of positive examples relative to negatives (binary only); 0 balances the two
+        classes. Weights are rescaled to average 1 over the training data.
+    balance_multiclass_weights : bool
+        Weight each class by ``n_samples / (n_classes * class_count)`` (multiclass only).
+    binary_classifier_model_selection_criteria : str
+        How a binary model and its decision threshold are chosen on the validation (else
+        training) data: ``"accuracy"`` (class-weighted), ``"f1"``, ``"precision_at_target_recall"``,
+        ``"recall_at_target_precision"`` tune the threshold; ``"cross_entropy_loss"`` and
+        ``"loss_function"`` choose by loss and keep the threshold at margin 0.
+    target_recall, target_precision : float
+        Constraints of the two ``*_at_target_*`` criteria.
     early_stopping_patience : int
-        Epochs without a relative improvement of the monitored loss before training stops.
+        Epochs without a relative improvement of the best model's loss before training stops.
     early_stopping_tolerance : float
         Relative loss improvement below which an epoch counts as no improvement.
     random_state : int
@@ -182,15 +122,22 @@ class LinearLearner(Estimator):
 
     Attributes
     ----------
-    predictor_type_ : str
-        Resolved task.
+    predictor_type_, loss_ : str
+        Resolved task and loss.
     classes_ : ndarray of shape (n_classes,) or None
         Sorted class labels (classifiers only).
     coef_ : ndarray
-        Weights in the original feature space: ``(n_features,)`` for a regressor,
-        ``(1, n_features)`` binary, ``(n_classes, n_features)`` multiclass, as scikit-learn.
+        Weights of the chosen model in the original feature space: ``(n_features,)`` for a
+        regressor, ``(1, n_features)`` binary, ``(n_classes, n_features)`` multiclass.
     intercept_ : float or ndarray
         Bias in the original feature space (``float`` for a regressor).
+    threshold_ : float or None
+        Binary: ``predict`` says ``classes_[1]`` where ``decision_function(X) > threshold_``.
+    proba_calibration_ : list of 2 floats or None
+        Binary: ``predict_proba`` is ``sigmoid(a * decision_function(X) + b)`` for ``[a, b]``
+        (``[1, 0]`` for the logistic loss).
+    class_weights_ : ndarray of shape (n_classes,) or None
+        Weight of each class in the loss, or None when all are 1.
     n_features_in_ : int
         Number of features seen in ``fit``.
     impute_values_ : ndarray of shape (n_features,)
@@ -199,18 +146,27 @@ class LinearLearner(Estimator):
         Standardization used during training (0 and 1 when disabled).
     label_mean_, label_scale_ : float
         Target standardization of a regressor (0 and 1 otherwise).
+    best_model_ : int
+        Index of the chosen model in ``model_params_``.
+    model_params_ : list of dict
+        ``{"learning_rate", "wd", "l1"}`` of every parallel model.
+    model_scores_ : list of float or None
+        Each model's value of ``selection_metric_`` at its own best epoch (None: never finite;
+        -1: ``target_precision`` out of reach).
+    selection_metric_ : str
+        What chose the model, e.g. ``"validation:loss"`` or ``"validation:f1"``.
     n_epochs_ : int
         Epochs actually run.
     best_epoch_ : int
-        Epoch whose weights were kept (lowest monitored loss).
+        Epoch whose weights of the chosen model were kept (its lowest monitored loss).
     best_loss_ : float
-        Monitored loss at ``best_epoch_``.
+        Monitored loss of the chosen model at ``best_epoch_``.
     monitor_ : str
-        Metric watched by early stopping: ``"validation:loss"`` or ``"train:loss"``.
+        Loss watched by early stopping: ``"validation:loss"`` or ``"train:loss"``.
     stopped_early_ : bool
         Whether training ended before ``epochs`` (callback, early stopping or divergence).
     stop_reason_ : str or None
-        ``"callback"``, ``"early_stopping"``, ``"diverged"`` or None.
+        ``"callback"``, ``"early_stopping"``, ``"diverged"`` (every model) or None.
     """
 
     name: ClassVar[str] = "linear-learner"
@@ -224,13 +180,21 @@ class LinearLearner(Estimator):
             "auto",
             choices=PREDICTOR_TYPES,
             tunable=False,
-            help="Task; auto infers it from the target column.",
+            help="Task; auto follows the loss, or infers the task from the target column.",
         ),
         Hyperparameter("epochs", "int", 15, min=1, max=1000, help="Maximum passes over the training data."),
         Hyperparameter(
             "mini_batch_size", "int", 32, min=1, max=100_000, scale="log", help="Samples per optimizer step."
         ),
-        Hyperparameter("learning_rate", "float", 0.1, min=1e-6, max=1.0, scale="log", help="Optimizer step size."),
+        Hyperparameter(
+            "learning_rate",
+            "float",
+            0.1,
+            min=1e-6,
+            max=1.0,
+            scale="log",
+            help="Optimizer step size of the first model; the other parallel models try 10^-3.5 to 10 times it.",
+        ),
         Hyperparameter(
             "learning_rate_decay",
             "float",
@@ -240,8 +204,36 @@ class LinearLearner(Estimator):
             help="Factor applied to the learning rate after every epoch; 1 keeps it constant.",
         ),
         Hyperparameter("optimizer", "categorical", "adam", choices=("adam", "sgd"), help="Optimizer."),
-        Hyperparameter("l1", "float", 0.0, min=0.0, max=1.0, help="L1 penalty on the weights."),
-        Hyperparameter("wd", "float", 0.0, min=0.0, max=1.0, help="L2 penalty (weight decay) on the weights."),
+        Hyperparameter(
+            "loss",
+            "categorical",
+            "auto",
+            choices=LOSS_CHOICES,
+            tunable=False,
+            help="Training loss. auto: squared (regressor), logistic (binary), softmax (multiclass). "
+            "absolute_loss fits the median; hinge_loss is a linear SVM (binary).",
+        ),
+        Hyperparameter(
+            "num_models",
+            "int",
+            32,
+            min=1,
+            max=64,
+            tunable=False,
+            help="Models trained at once with different learning rates and penalties; the best on "
+            "validation data is kept. 1 trains exactly the given settings.",
+        ),
+        Hyperparameter(
+            "l1", "float", 0.0, min=0.0, max=1.0, help="L1 penalty on the weights; when > 0, models also try 0.1x-10x."
+        ),
+        Hyperparameter(
+            "wd",
+            "float",
+            0.0,
+            min=0.0,
+            max=1.0,
+            help="L2 penalty (weight decay) on the weights; other models try values around it (1e-6 to 0.1 if 0).",
+        ),
         Hyperparameter("use_bias", "bool", True, tunable=False, help="Fit an intercept term."),
         Hyperparameter("normalize_data", "bool", True, tunable=False, help="Standardize features (mean 0, std 1)."),
         Hyperparameter(
@@ -252,13 +244,56 @@ class LinearLearner(Estimator):
             help="Standardize the target of a regressor; ignored by classifiers.",
         ),
         Hyperparameter(
+            "positive_example_weight_mult",
+            "float",
+            1.0,
+            min=0.0,
+            max=1e6,
+            tunable=False,
+            help="Binary: weight of positive examples relative to negatives; 0 = auto, balance the two classes.",
+        ),
+        Hyperparameter(
+            "balance_multiclass_weights",
+            "bool",
+            False,
+            tunable=False,
+            help="Multiclass: weight classes inversely to their frequency so each counts equally.",
+        ),
+        Hyperparameter(
+            "binary_classifier_model_selection_criteria",
+            "categorical",
+            "accuracy",
+            choices=SELECTION_CRITERIA,
+            tunable=False,
+            help="Binary: what picks the model and its decision threshold on validation (else training) data. "
+            "cross_entropy_loss and loss_function keep the threshold at 0.",
+        ),
+        Hyperparameter(
+            "target_recall",
+            "float",
+            0.8,
+            min=0.0,
+            max=1.0,
+            tunable=False,
+            help="Recall that precision_at_target_recall must reach.",
+        ),
+        Hyperparameter(
+            "target_precision",
+            "float",
+            0.8,
+            min=0.0,
+            max=1.0,
+            tunable=False,
+            help="Precision that recall_at_target_precision must reach.",
+        ),
+        Hyperparameter(
             "early_stopping_patience",
             "int",
             3,
             min=1,
             max=1000,
             tunable=False,
-            help="Epochs without improvement of the loss before training stops.",
+            help="Epochs without improvement of the best model's loss before training stops.",
         ),
         Hyperparameter(
             "early_stopping_tolerance",
@@ -273,21 +308,10 @@ class LinearLearner(Estimator):
             "random_state", "int", 0, min=0, max=2**32 - 1, tunable=False, help="Seed of the data shuffling."
         ),
     )
-    metrics: ClassVar[tuple[Metric, ...]] = (
-        Metric("train:loss", "minimize"),
-        Metric("validation:loss", "minimize"),
-        Metric("train:rmse", "minimize"),
-        Metric("validation:rmse", "minimize"),
-        Metric("train:mae", "minimize"),
-        Metric("validation:mae", "minimize"),
-        Metric("train:r2", "maximize"),
-        Metric("validation:r2", "maximize"),
-        Metric("train:accuracy", "maximize"),
-        Metric("validation:accuracy", "maximize"),
-        Metric("train:auc", "maximize"),
-        Metric("validation:auc", "maximize"),
-        Metric("train:f1", "maximize"),
-        Metric("validation:f1", "maximize"),
+    metrics: ClassVar[tuple[Metric, ...]] = tuple(
+        Metric(f"{channel}:{name}", direction)
+        for name, direction in _METRIC_NAMES
+        for channel in ("train", "validation")
     )
     # The loss is the one metric every predictor type reports, so it is a safe default objective.
     default_objective: ClassVar[str] = "validation:loss"
@@ -296,15 +320,23 @@ class LinearLearner(Estimator):
         "coef_",
         "intercept_",
         "classes_",
+        "class_weights_",
         "impute_values_",
         "feature_mean_",
         "feature_scale_",
     )
     _fitted_json: ClassVar[tuple[str, ...]] = (
         "predictor_type_",
+        "loss_",
         "n_features_in_",
         "label_mean_",
         "label_scale_",
+        "threshold_",
+        "proba_calibration_",
+        "best_model_",
+        "model_params_",
+        "model_scores_",
+        "selection_metric_",
         "n_epochs_",
         "best_epoch_",
         "best_loss_",
@@ -321,11 +353,18 @@ class LinearLearner(Estimator):
         learning_rate: float = 0.1,
         learning_rate_decay: float = 1.0,
         optimizer: str = "adam",
+        loss: str = "auto",
+        num_models: int = 32,
         l1: float = 0.0,
         wd: float = 0.0,
         use_bias: bool = True,
         normalize_data: bool = True,
         normalize_label: bool = True,
+        positive_example_weight_mult: float = 1.0,
+        balance_multiclass_weights: bool = False,
+        binary_classifier_model_selection_criteria: str = "accuracy",
+        target_recall: float = 0.8,
+        target_precision: float = 0.8,
         early_stopping_patience: int = 3,
         early_stopping_tolerance: float = 0.001,
         random_state: int = 0,
@@ -337,36 +376,30 @@ class LinearLearner(Estimator):
             learning_rate=learning_rate,
             learning_rate_decay=learning_rate_decay,
             optimizer=optimizer,
+            loss=loss,
+            num_models=num_models,
             l1=l1,
             wd=wd,
             use_bias=use_bias,
             normalize_data=normalize_data,
             normalize_label=normalize_label,
+            positive_example_weight_mult=positive_example_weight_mult,
+            balance_multiclass_weights=balance_multiclass_weights,
+            binary_classifier_model_selection_criteria=binary_classifier_model_selection_criteria,
+            target_recall=target_recall,
+            target_precision=target_precision,
             early_stopping_patience=early_stopping_patience,
             early_stopping_tolerance=early_stopping_tolerance,
             random_state=random_state,
         )
 
-    # -- input checks --------------------------------------------------------------------------
-
-    def _resolve_task(self, requested: str, y: np.ndarray) -> tuple[str, np.ndarray | None, np.ndarray]:
-        """Return ``(predictor_type, classes, encoded targets)`` after checking ``y`` fits the task."""
-        kind = _infer_predictor_type(y) if requested == "auto" else requested
-        if kind == _REGRESSOR:
-            if y.dtype.kind not in "biuf":
-                raise ValueError(
-                    f"predictor_type='regressor' needs a numeric y, got labels like {_preview(np.unique(y), 3)}"
-                )
-            return kind, None, y.astype(np.float64)
-        classes, encoded = np.unique(y, return_inverse=True)
-        if classes.size < 2:
-            raise ValueError(f"classification needs at least 2 classes in y, got only {_preview(classes)}")
-        if kind == _BINARY and classes.size != 2:
-            raise ValueError(
-                f"predictor_type='binary_classifier' needs exactly 2 classes in y, got {classes.size}: "
-                f"{_preview(classes)}; use 'multiclass_classifier'"
-            )
-        return kind, classes, encoded.ravel()
+    @classmethod
+    def _check_combination(cls, values: dict[str, Any]) -> dict[str, list[str]]:
+        kind, loss = values["predictor_type"], values["loss"]
+        if kind != "auto" and loss != "auto" and loss not in LOSSES[kind]:
+            allowed = ", ".join(("auto", *LOSSES[kind]))
+            return {"loss": [f"loss {loss!r} does not fit predictor_type {kind!r}; use one of {allowed}"]}
+        return {}
 
     # -- training ------------------------------------------------------------------------------
 
@@ -379,143 +412,126 @@ class LinearLearner(Estimator):
         y_val: Any = None,
         callback: Callback | None = None,
     ) -> Self:
-        """Train on ``(X, y)``, optionally monitoring ``(X_val, y_val)``.
+        """Train every parallel model on ``(X, y)`` and keep the best.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Numeric features; NaN marks a missing value.
+            Numeric features, float32 or float64 (computed in float64); NaN marks a missing value.
         y : array-like of shape (n_samples,)
             Numeric targets (regressor) or labels of any type (classifiers).
         X_val, y_val : array-like, optional
-            Validation data, given together. Early stopping watches its loss.
+            Validation data, given together. Model selection, the binary threshold and early
+            stopping use it; without it they use the training data.
         callback : callable, optional
-            ``callback(epoch, metrics)`` after each epoch (``epoch`` counts from 1) with
-            ``train:loss`` and, per task, ``train:rmse`` / ``train:accuracy``; with validation
-            data also ``validation:loss`` and ``validation:rmse, mae, r2`` (regressor),
-            ``validation:accuracy, auc, f1`` (binary) or ``validation:accuracy, f1`` (multiclass,
-            macro F1). Returning ``False`` stops training after that epoch.
+            ``callback(epoch, metrics)`` after each epoch (``epoch`` counts from 1) with the
+            metrics of the model whose monitored loss is lowest at that epoch:
+            ``train:loss, rmse, mae, r2`` (regressor) or ``train:loss, accuracy, precision,
+            recall, f1`` and ``log_loss`` (classifiers; not for hinge before calibration), the
+            same for ``validation:`` plus ``validation:auc`` (binary). Epoch metrics use the
+            decision threshold 0. Returning ``False`` stops training after that epoch.
 
         Returns
         -------
         LinearLearner
-            ``self``, fitted with the weights of the best epoch.
+            ``self``, fitted with the chosen model at its best epoch.
 
         Raises
         ------
         HyperparameterError
             If a hyperparameter is invalid.
         ValueError
-            If the data do not fit the task, or training diverges before any usable epoch.
+            If the data do not fit the task, or every model diverges before a usable epoch.
         """
         params = self._validated_params()
-        X_arr = _as_features(X, "X")
-        y_arr = _as_labels(y, "y", X_arr.shape[0])
+        X_arr = as_features(X, "X")
+        y_arr = as_labels(y, "y", X_arr.shape[0])
         # truth: targets in original units (regressor) or class indices, for metrics.
-        kind, classes, train_truth = self._resolve_task(params["predictor_type"], y_arr)
+        kind, loss, classes, train_truth = resolve_task(params["predictor_type"], params["loss"], y_arr)
         has_val = X_val is not None or y_val is not None
         if has_val:
             if X_val is None or y_val is None:
                 raise ValueError("X_val and y_val must be given together")
-            Xv_arr = _as_features(X_val, "X_val", X_arr.shape[1])
-            yv_arr = _as_labels(y_val, "y_val", Xv_arr.shape[0])
+            Xv_arr = as_features(X_val, "X_val", X_arr.shape[1])
+            yv_arr = as_labels(y_val, "y_val", Xv_arr.shape[0])
             if classes is None:
                 if yv_arr.dtype.kind not in "biuf":
                     raise ValueError("y_val must be numeric for a regressor")
                 val_truth = yv_arr.astype(np.float64)
             else:
-                val_truth = _encode(classes, yv_arr, "y_val")
+                val_truth = encode(classes, yv_arr, "y_val")
 
-        self.predictor_type_ = kind
-        self.classes_ = classes
+        n_outputs = classes.size if kind == MULTICLASS else 1
+        specs = model_grid(params["num_models"], params["learning_rate"], params["wd"], params["l1"])
+        batch = min(params["mini_batch_size"], X_arr.shape[0])
+        if len(specs) > 1 and batch * len(specs) * n_outputs > _MAX_BATCH_ELEMENTS:
+            raise ValueError(
+                f"num_models={len(specs)} x {n_outputs} outputs x mini_batch_size={batch} needs too much memory; "
+                "lower num_models or mini_batch_size"
+            )
+
+        self.predictor_type_, self.loss_, self.classes_ = kind, loss, classes
         self.n_features_in_ = X_arr.shape[1]
-        use_bias = params["use_bias"]
+        self.model_params_ = [spec.to_dict() for spec in specs]
         train_design = self._fit_preprocessing(X_arr, params)
         train_target = self._fit_target(kind, train_truth, params)
-        val_design = self._design(Xv_arr) if has_val else None
+        self.class_weights_ = class_weights(
+            kind, train_truth, params["positive_example_weight_mult"], params["balance_multiclass_weights"]
+        )
+        weights = self.class_weights_
+        train = (train_design, train_truth, None if weights is None else weights[train_truth])
+        val = (self._design(Xv_arr), val_truth, None if weights is None else weights[val_truth]) if has_val else None
+        monitored = val if val is not None else train
 
-        n_outputs = classes.size if kind == _MULTICLASS else 1
-        theta = np.zeros((train_design.shape[1], n_outputs))
-        # The model is the running average of the iterates, not the last iterate: with a constant
-        # learning rate the iterates jitter around the optimum, and averaging over about one
-        # epoch removes that noise without slowing the first epochs (Polyak-Ruppert averaging).
-        averaged = theta.copy()
-        best_theta = theta.copy()
-        optimizer = _Optimizer(params["optimizer"], params["learning_rate"], theta.shape)
-        rng = np.random.default_rng(params["random_state"])
-        n_samples = train_design.shape[0]
-        batch = min(params["mini_batch_size"], n_samples)
-        steps_per_epoch = -(-n_samples // batch)
-        step = 0
-        n_weights = self.n_features_in_  # the bias row (last, when present) is not penalized
-        l1, wd = params["l1"], params["wd"]
-        patience, tolerance = params["early_stopping_patience"], params["early_stopping_tolerance"]
+        def report(epoch: int, leader: np.ndarray) -> bool:
+            metrics = self._epoch_metrics(leader, *train, "train", full=False)
+            if val is not None:
+                metrics.update(self._epoch_metrics(leader, *val, "validation", full=True))
+            return self._emit(callback, epoch, metrics)
 
-        monitor = "validation:loss" if has_val else "train:loss"
-        reference = best_loss = np.inf
-        best_epoch = 0
-        since_improvement = 0
-        stop_reason: str | None = None
-        epoch = 0
-        # Overflow/invalid warnings only happen when training diverges, which is detected below
-        # and reported through stop_reason_ instead.
+        # Overflow/invalid warnings only happen when a model diverges, which train_models detects:
+        # that model is dropped, and stop_reason_ says so once all of them are.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            for epoch in range(1, params["epochs"] + 1):
-                order = rng.permutation(n_samples)
-                shuffled_x = train_design[order]
-                shuffled_t = train_target[order]
-                for start in range(0, n_samples, batch):
-                    xb = shuffled_x[start : start + batch]
-                    grad_z = self._loss_gradient(kind, xb @ theta, shuffled_t[start : start + batch])
-                    grad = xb.T @ grad_z
-                    grad /= xb.shape[0]
-                    if wd:
-                        grad[:n_weights] += wd * theta[:n_weights]
-                    if l1:
-                        # Subgradient: simple and shared by both optimizers; weights hover near 0
-                        # rather than land exactly on it.
-                        grad[:n_weights] += l1 * np.sign(theta[:n_weights])
-                    optimizer.step(theta, grad)
-                    step += 1
-                    averaged += (theta - averaged) * (1.0 / min(step, steps_per_epoch))
-                optimizer.learning_rate *= params["learning_rate_decay"]
-
-                metrics = self._epoch_metrics(kind, train_design @ averaged, train_truth, "train", False)
-                if has_val:
-                    metrics.update(self._epoch_metrics(kind, val_design @ averaged, val_truth, "validation", True))
-                loss = metrics[monitor]
-                if not np.all(np.isfinite(list(metrics.values()))) or not np.all(np.isfinite(averaged)):
-                    stop_reason = "diverged"
-                    break
-                if loss < best_loss:
-                    best_loss, best_epoch = loss, epoch
-                    best_theta[...] = averaged
-                # Patience counts epochs without a *relative* improvement over the last reference,
-                # so a slow creep of tiny gains still ends training, as in SageMaker.
-                if reference == np.inf or loss < reference - tolerance * abs(reference):
-                    reference = loss
-                    since_improvement = 0
-                else:
-                    since_improvement += 1
-                if not self._emit(callback, epoch, metrics):
-                    stop_reason = "callback"
-                    break
-                if since_improvement >= patience:
-                    stop_reason = "early_stopping"
-                    break
-
-        if best_epoch == 0:
+            run = train_models(
+                loss,
+                specs,
+                n_outputs,
+                (train_design, train_target, train[2]),
+                monitored,
+                params,
+                n_weights=self.n_features_in_,
+                label=(self.label_mean_, self.label_scale_),
+                report=report,
+            )
+        if not run.best_epoch.any():
             raise ValueError(
                 "training diverged in the first epoch (loss is not finite); lower learning_rate"
                 + ("" if params["normalize_data"] else " or enable normalize_data")
             )
-        self.n_epochs_ = epoch - 1 if stop_reason == "diverged" else epoch
-        self.best_epoch_ = best_epoch
-        self.best_loss_ = float(best_loss)
-        self.monitor_ = monitor
-        self.stop_reason_ = stop_reason
-        self.stopped_early_ = stop_reason is not None
-        self._store_weights(best_theta, use_bias)
+        self.n_epochs_ = run.n_epochs
+        self.monitor_ = "validation:loss" if has_val else "train:loss"
+        self.stop_reason_ = run.stop_reason
+        self.stopped_early_ = run.stop_reason is not None
+
+        # Each model at its own best epoch competes; a binary model also gets its threshold here.
+        criterion = params["binary_classifier_model_selection_criteria"] if kind == BINARY else None
+        chosen = select_model(
+            run,
+            monitored,
+            loss,
+            criterion,
+            target_recall=params["target_recall"],
+            target_precision=params["target_precision"],
+            class_weights=None if weights is None else tuple(weights),
+        )
+        self.best_model_, self.model_scores_ = chosen.index, chosen.scores
+        self.selection_metric_ = f"{'validation' if has_val else 'train'}:{chosen.metric}"
+        self.threshold_ = chosen.threshold if criterion else None
+        self.proba_calibration_ = list(chosen.calibration) if criterion else None
+        self.best_epoch_ = int(run.best_epoch[chosen.index])
+        self.best_loss_ = float(run.best_loss[chosen.index])
+        columns = slice(chosen.index * n_outputs, (chosen.index + 1) * n_outputs)
+        self._store_weights(run.best_theta[:, columns], params["use_bias"])
         return self
 
     def _fit_preprocessing(self, X: np.ndarray, params: dict[str, Any]) -> np.ndarray:
@@ -557,9 +573,9 @@ class LinearLearner(Estimator):
     def _fit_target(self, kind: str, target: np.ndarray, params: dict[str, Any]) -> np.ndarray:
         """Return the training target in the form the loss gradient expects."""
         self.label_mean_, self.label_scale_ = 0.0, 1.0
-        if kind == _MULTICLASS:
+        if kind == MULTICLASS:
             return target  # class indices
-        if kind == _BINARY:
+        if kind == BINARY:
             return target.astype(np.float64)[:, None]
         if params["normalize_label"]:
             self.label_mean_ = float(target.mean()) if params["use_bias"] else 0.0
@@ -567,22 +583,28 @@ class LinearLearner(Estimator):
             self.label_scale_ = spread if spread > 0 else 1.0
         return ((target - self.label_mean_) / self.label_scale_)[:, None]
 
-    @staticmethod
-    def _loss_gradient(kind: str, z: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """Gradient of the per-sample loss with respect to the outputs ``z`` (not yet averaged)."""
-        if kind == _REGRESSOR:
-            return z - target
-        if kind == _BINARY:
-            return _sigmoid(z) - target
-        grad = _softmax(z)
-        grad[np.arange(z.shape[0]), target] -= 1.0
-        return grad
-
-    def _epoch_metrics(self, kind: str, z: np.ndarray, truth: np.ndarray, channel: str, full: bool) -> dict[str, float]:
-        """Metrics of one channel from training-space outputs ``z`` of shape (n_samples, n_outputs)."""
-        if kind == _REGRESSOR:
-            return _channel_metrics(kind, z[:, 0] * self.label_scale_ + self.label_mean_, truth, channel, full)
-        return _channel_metrics(kind, z[:, 0] if kind == _BINARY else z, truth, channel, full)
+    def _epoch_metrics(
+        self,
+        theta: np.ndarray,
+        design: np.ndarray,
+        truth: np.ndarray,
+        weights: np.ndarray | None,
+        channel: str,
+        *,
+        full: bool,
+    ) -> dict[str, float]:
+        """Metrics of one model (``theta`` of shape (n_inputs, n_outputs)) on one channel."""
+        z = design @ theta
+        kind = self.predictor_type_
+        if kind == REGRESSOR:
+            scores = z[:, 0] * self.label_scale_ + self.label_mean_
+        else:
+            scores = z[:, 0] if kind == BINARY else z
+        # A hinge model has no probabilities until it is calibrated after training.
+        calibration = (1.0, 0.0) if self.loss_ == "logistic" else None
+        return channel_metrics(
+            kind, self.loss_, scores, truth, channel, weights=weights, calibration=calibration, full=full
+        )
 
     def _store_weights(self, theta: np.ndarray, use_bias: bool) -> None:
         """Express the trained weights in the original feature (and label) space."""
@@ -590,7 +612,7 @@ class LinearLearner(Estimator):
         weights = theta[:n_features] / self.feature_scale_[:, None]
         bias = theta[n_features] if use_bias else np.zeros(theta.shape[1])
         bias = bias - self.feature_mean_ @ weights
-        if self.predictor_type_ == _REGRESSOR:
+        if self.predictor_type_ == REGRESSOR:
             self.coef_ = weights[:, 0] * self.label_scale_
             self.intercept_ = float(bias[0] * self.label_scale_ + self.label_mean_)
         else:
@@ -601,16 +623,18 @@ class LinearLearner(Estimator):
         kind = self.predictor_type_
         if kind not in PREDICTOR_TYPES[1:]:
             raise ValueError(f"saved model has an unknown predictor_type_ {kind!r}")
+        if self.loss_ not in LOSSES[kind]:
+            raise ValueError(f"saved model has loss_ {self.loss_!r}, which does not fit {kind!r}")
         n_features = self.n_features_in_
         if not isinstance(n_features, int) or n_features < 1:
             raise ValueError(f"saved model has an invalid n_features_in_ {n_features!r}")
         n_outputs = 1
-        if kind != _REGRESSOR:
+        if kind != REGRESSOR:
             if self.classes_ is None or self.classes_.ndim != 1 or self.classes_.size < 2:
                 raise ValueError("saved classifier lacks its classes_")
-            n_outputs = self.classes_.size if kind == _MULTICLASS else 1
-        coef_shape = (n_features,) if kind == _REGRESSOR else (n_outputs, n_features)
-        intercept_shape = () if kind == _REGRESSOR else (n_outputs,)
+            n_outputs = self.classes_.size if kind == MULTICLASS else 1
+        coef_shape = (n_features,) if kind == REGRESSOR else (n_outputs, n_features)
+        intercept_shape = () if kind == REGRESSOR else (n_outputs,)
         expected = {
             "coef_": coef_shape,
             "intercept_": intercept_shape,
@@ -618,18 +642,29 @@ class LinearLearner(Estimator):
             "feature_mean_": (n_features,),
             "feature_scale_": (n_features,),
         }
+        if self.class_weights_ is not None:
+            expected["class_weights_"] = (0 if self.classes_ is None else self.classes_.size,)
         for attr, shape in expected.items():
             value = np.asarray(getattr(self, attr))
             if value.shape != shape or value.dtype.kind not in "iuf":
                 raise ValueError(f"saved model has {attr} of shape {value.shape}, expected {shape}")
-        if kind == _REGRESSOR:
+        if kind == REGRESSOR:
             self.intercept_ = float(self.intercept_)
+        if kind == BINARY:
+            calibration = self.proba_calibration_
+            if not _finite_number(self.threshold_) or not (
+                isinstance(calibration, list) and len(calibration) == 2 and all(map(_finite_number, calibration))
+            ):
+                raise ValueError("saved binary model lacks a finite threshold_ and proba_calibration_ [a, b]")
+            self.threshold_ = float(self.threshold_)
+        if not isinstance(self.best_model_, int) or not 0 <= self.best_model_ < len(self.model_params_ or ()):
+            raise ValueError(f"saved model has an invalid best_model_ {self.best_model_!r}")
 
     # -- inference -----------------------------------------------------------------------------
 
     def _prepare(self, X: Any) -> np.ndarray:
         self._check_is_fitted()
-        array = _as_features(X, "X", self.n_features_in_)
+        array = as_features(X, "X", self.n_features_in_)
         missing = np.isnan(array)
         return np.where(missing, self.impute_values_, array) if missing.any() else array
 
@@ -643,8 +678,8 @@ class LinearLearner(Estimator):
         Returns
         -------
         ndarray
-            Predictions (regressor), logits of ``classes_[1]`` of shape (n_samples,) (binary) or
-            logits of shape (n_samples, n_classes) (multiclass).
+            Predictions (regressor), margins of ``classes_[1]`` of shape (n_samples,) (binary;
+            logits for the logistic loss) or logits of shape (n_samples, n_classes) (multiclass).
         """
         z = self._prepare(X) @ np.atleast_2d(self.coef_).T + self.intercept_
         return z[:, 0] if z.shape[1] == 1 else z
@@ -665,12 +700,13 @@ class LinearLearner(Estimator):
         Returns
         -------
         ndarray of shape (n_samples,)
+            Binary models say ``classes_[1]`` where the margin exceeds ``threshold_``.
         """
         z = self.decision_function(X)
-        if self.predictor_type_ == _REGRESSOR:
+        if self.predictor_type_ == REGRESSOR:
             return z
         assert self.classes_ is not None
-        index = (z > 0).astype(np.intp) if z.ndim == 1 else z.argmax(axis=1)
+        index = (z > self.threshold_).astype(np.intp) if z.ndim == 1 else z.argmax(axis=1)
         return self.classes_[index]
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -683,7 +719,8 @@ class LinearLearner(Estimator):
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
-            Rows sum to 1.
+            Rows sum to 1. Binary: ``sigmoid(a * margin + b)`` with ``[a, b] = proba_calibration_``,
+            so a tuned ``threshold_`` can make ``predict`` differ from the likelier class.
 
         Raises
         ------
@@ -691,13 +728,14 @@ class LinearLearner(Estimator):
             For a regressor, which has no probabilities.
         """
         self._check_is_fitted()
-        if self.predictor_type_ == _REGRESSOR:
+        if self.predictor_type_ == REGRESSOR:
             raise AttributeError("predict_proba is only available for classifiers, not a regressor")
         z = self.decision_function(X)
         if z.ndim == 1:
-            positive = _sigmoid(z)
+            a, b = self.proba_calibration_
+            positive = sigmoid(a * z + b)
             return np.column_stack([1.0 - positive, positive])
-        return _softmax(z)
+        return softmax(z)
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy (classifiers) or R^2 (regressor), as scikit-learn's ``score``.
@@ -712,8 +750,8 @@ class LinearLearner(Estimator):
         float
         """
         prediction = self.predict(X)
-        truth = _as_labels(y, "y", prediction.shape[0])
-        if self.predictor_type_ == _REGRESSOR:
+        truth = as_labels(y, "y", prediction.shape[0])
+        if self.predictor_type_ == REGRESSOR:
             return metric_fns.r2(truth, prediction)
         return metric_fns.accuracy(truth, prediction)
 
@@ -730,90 +768,32 @@ class LinearLearner(Estimator):
         Returns
         -------
         dict of str to float
-            ``<channel>:loss`` plus ``rmse, mae, r2`` (regressor), ``accuracy, auc, f1`` (binary;
-            ``auc`` omitted when ``y`` holds one class) or ``accuracy, f1`` (multiclass, macro).
+            ``<channel>:loss`` (the class-weighted training loss) plus ``rmse, mae, r2``
+            (regressor) or ``accuracy, precision, recall, f1, log_loss`` (classifiers; binary
+            ones at ``threshold_``, multiclass macro-averaged) and ``auc`` (binary, omitted when
+            ``y`` holds one class).
         """
         if channel not in ("train", "validation"):
             raise ValueError(f"channel must be 'train' or 'validation', got {channel!r}")
         z = self.decision_function(X)
-        labels = _as_labels(y, "y", z.shape[0])
-        if self.predictor_type_ == _REGRESSOR:
+        labels = as_labels(y, "y", z.shape[0])
+        if self.predictor_type_ == REGRESSOR:
             if labels.dtype.kind not in "biuf":
                 raise ValueError("y must be numeric for a regressor")
-            return _channel_metrics(_REGRESSOR, z, labels.astype(np.float64), channel, True)
-        return _channel_metrics(self.predictor_type_, z, _encode(self.classes_, labels, "y"), channel, True)
+            return channel_metrics(REGRESSOR, self.loss_, z, labels.astype(np.float64), channel)
+        truth = encode(self.classes_, labels, "y")
+        binary = self.predictor_type_ == BINARY
+        return channel_metrics(
+            self.predictor_type_,
+            self.loss_,
+            z,
+            truth,
+            channel,
+            weights=None if self.class_weights_ is None else self.class_weights_[truth],
+            threshold=self.threshold_ if binary else 0.0,
+            calibration=tuple(self.proba_calibration_) if binary else None,
+        )
 
 
-def _channel_metrics(kind: str, scores: np.ndarray, truth: np.ndarray, channel: str, full: bool) -> dict[str, float]:
-    """Metrics of one channel.
-
-    Parameters
-    ----------
-    kind : str
-        Resolved predictor type.
-    scores : ndarray
-        Predictions in target units (regressor), logits of class 1 (binary), or logits
-        (n_samples, n_classes) (multiclass).
-    truth : ndarray
-        Targets (regressor) or class indices (classifiers).
-    channel : str
-        Metric name prefix.
-    full : bool
-        Whether to add the slower metrics (MAE, R^2, AUC, F1) that per-epoch train metrics skip.
-    """
-    out: dict[str, float] = {}
-    if kind == _REGRESSOR:
-        out["loss"] = metric_fns.mse(truth, scores)
-        out["rmse"] = float(np.sqrt(out["loss"]))
-        if full:
-            out["mae"] = metric_fns.mae(truth, scores)
-            out["r2"] = metric_fns.r2(truth, scores)
-    elif kind == _BINARY:
-        predicted = (scores > 0).astype(np.intp)
-        out["loss"] = _log_loss_from_logits(kind, scores, truth)
-        out["accuracy"] = metric_fns.accuracy(truth, predicted)
-        if full:
-            # AUC is undefined for a one-class sample; leaving it out beats reporting NaN.
-            if 0 < truth.sum() < truth.size:
-                out["auc"] = metric_fns.roc_auc(truth, scores)
-            out["f1"] = metric_fns.f1_score(truth, predicted, average="binary", pos_label=1)
-    else:
-        predicted = scores.argmax(axis=1)
-        out["loss"] = _log_loss_from_logits(kind, scores, truth)
-        out["accuracy"] = metric_fns.accuracy(truth, predicted)
-        if full:
-            out["f1"] = metric_fns.f1_score(truth, predicted, average="macro")
-    return {f"{channel}:{key}": value for key, value in out.items()}
-
-
-class _Optimizer:
-    """In-place Adam or plain SGD over one parameter matrix."""
-
-    def __init__(self, kind: str, learning_rate: float, shape: tuple[int, ...]) -> None:
-        self.kind = kind
-        self.learning_rate = learning_rate
-        self.t = 0
-        if kind == "adam":
-            self.m = np.zeros(shape)
-            self.v = np.zeros(shape)
-            self._tmp = np.zeros(shape)
-
-    def step(self, theta: np.ndarray, grad: np.ndarray) -> None:
-        """Move ``theta`` against ``grad`` (modified in place)."""
-        if self.kind == "sgd":
-            grad *= self.learning_rate
-            theta -= grad
-            return
-        self.t += 1
-        # In-place updates: per-step Python overhead, not FLOPs, dominates small batches.
-        self.m *= _ADAM_BETA1
-        self.m += (1.0 - _ADAM_BETA1) * grad
-        np.multiply(grad, grad, out=grad)
-        self.v *= _ADAM_BETA2
-        self.v += (1.0 - _ADAM_BETA2) * grad
-        step_size = self.learning_rate * np.sqrt(1.0 - _ADAM_BETA2**self.t) / (1.0 - _ADAM_BETA1**self.t)
-        np.sqrt(self.v, out=self._tmp)
-        self._tmp += _ADAM_EPS
-        np.divide(self.m, self._tmp, out=self._tmp)
-        self._tmp *= step_size
-        theta -= self._tmp
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))

@@ -16,7 +16,9 @@ __all__ = [
     "log_loss",
     "mae",
     "mse",
+    "precision_score",
     "r2",
+    "recall_score",
     "rmse",
     "roc_auc",
 ]
@@ -164,6 +166,102 @@ def roc_auc(y_true: Any, y_score: Any, *, pos_label: Any = None) -> float:
     return float(u_statistic / (n_pos * n_neg))
 
 
+def _class_counts(
+    y_true: Any, y_pred: Any, average: str, pos_label: Any, labels: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class ``(true positives, true counts, predicted counts)`` for the averaged scores.
+
+    ``average="binary"`` gives arrays of one element for ``pos_label``; ``"macro"`` one element
+    per class of ``labels`` (by default every label seen in either array).
+    """
+    a, b = _pair(y_true, y_pred)
+    if average == "binary":
+        is_true, is_pred = a == pos_label, b == pos_label
+        return (
+            np.array([np.sum(is_true & is_pred)]),
+            np.array([np.sum(is_true)]),
+            np.array([np.sum(is_pred)]),
+        )
+    if average != "macro":
+        raise ValueError(f"average must be 'binary' or 'macro', got {average!r}")
+    classes = np.union1d(a, b) if labels is None else np.unique(np.asarray(labels))
+    # Map labels to class indices and count with bincount: memory stays O(n + k) however many
+    # classes there are, unlike a (classes x samples) comparison matrix.
+    true_index, true_known = _index_of(classes, a)
+    pred_index, pred_known = _index_of(classes, b)
+    k = classes.size
+    true_count = np.bincount(true_index[true_known], minlength=k)
+    pred_count = np.bincount(pred_index[pred_known], minlength=k)
+    hit = true_known & pred_known & (true_index == pred_index)
+    return np.bincount(true_index[hit], minlength=k), true_count, pred_count
+
+
+def _mean_ratio(numerator: np.ndarray, denominator: np.ndarray) -> float:
+    """Mean of per-class ratios, a class with a zero denominator scoring 0 (``zero_division=0``)."""
+    per_class = np.divide(numerator, denominator, out=np.zeros(numerator.size), where=denominator > 0)
+    return float(per_class.mean())
+
+
+def precision_score(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    average: str = "binary",
+    pos_label: Any = 1,
+    labels: Any = None,
+) -> float:
+    """Precision: the fraction of predicted positives that are right, per class or averaged.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_samples,)
+        Labels.
+    average : {"binary", "macro"}
+        ``"binary"`` scores ``pos_label`` only; ``"macro"`` is the unweighted mean over ``labels``.
+    pos_label : Any
+        Positive class for ``average="binary"``.
+    labels : array-like, optional
+        Classes averaged by ``"macro"``; by default every label seen in either array.
+
+    Returns
+    -------
+    float
+        A class never predicted gets precision 0, as scikit-learn's ``zero_division`` default.
+    """
+    tp, _, pred_count = _class_counts(y_true, y_pred, average, pos_label, labels)
+    return _mean_ratio(tp.astype(np.float64), pred_count)
+
+
+def recall_score(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    average: str = "binary",
+    pos_label: Any = 1,
+    labels: Any = None,
+) -> float:
+    """Recall (sensitivity): the fraction of true members of a class that are found.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_samples,)
+        Labels.
+    average : {"binary", "macro"}
+        ``"binary"`` scores ``pos_label`` only; ``"macro"`` is the unweighted mean over ``labels``.
+    pos_label : Any
+        Positive class for ``average="binary"``.
+    labels : array-like, optional
+        Classes averaged by ``"macro"``; by default every label seen in either array.
+
+    Returns
+    -------
+    float
+        A class absent from ``y_true`` gets recall 0, as scikit-learn's ``zero_division`` default.
+    """
+    tp, true_count, _ = _class_counts(y_true, y_pred, average, pos_label, labels)
+    return _mean_ratio(tp.astype(np.float64), true_count)
+
+
 def f1_score(
     y_true: Any,
     y_pred: Any,
@@ -190,26 +288,8 @@ def f1_score(
     float
         A class with no true positive gets F1 = 0, as scikit-learn's ``zero_division`` default.
     """
-    a, b = _pair(y_true, y_pred)
-    if average == "binary":
-        is_true, is_pred = a == pos_label, b == pos_label
-        denominator = int(is_true.sum() + is_pred.sum())
-        return 2.0 * int(np.sum(is_true & is_pred)) / denominator if denominator else 0.0
-    if average != "macro":
-        raise ValueError(f"average must be 'binary' or 'macro', got {average!r}")
-    classes = np.union1d(a, b) if labels is None else np.unique(np.asarray(labels))
-    # Map labels to class indices and count with bincount: memory stays O(n + k) however many
-    # classes there are, unlike a (classes x samples) comparison matrix.
-    true_index, true_known = _index_of(classes, a)
-    pred_index, pred_known = _index_of(classes, b)
-    k = classes.size
-    true_count = np.bincount(true_index[true_known], minlength=k)
-    pred_count = np.bincount(pred_index[pred_known], minlength=k)
-    hit = true_known & pred_known & (true_index == pred_index)
-    tp = np.bincount(true_index[hit], minlength=k)
-    denominator = true_count + pred_count
-    per_class = np.divide(2.0 * tp, denominator, out=np.zeros(k), where=denominator > 0)
-    return float(per_class.mean())
+    tp, true_count, pred_count = _class_counts(y_true, y_pred, average, pos_label, labels)
+    return _mean_ratio(2.0 * tp, true_count + pred_count)
 
 
 def _index_of(classes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

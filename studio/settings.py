@@ -225,6 +225,8 @@ SPECTACULAR_SETTINGS = {
     # Several models have a "status" field with different choices: name each set after its model.
     "ENUM_NAME_OVERRIDES": {
         "DatasetStatusEnum": "studio.datasets.models.DatasetStatus",
+        # Named as before the job detail got its own serializer (TrainingJobDetailOut), which shares it.
+        "TrainingJobOutStatusEnum": "studio.training.models.JobStatus",
     },
 }
 

@@ -22,4 +22,5 @@ urlpatterns = [
     path("projects/<uuid:project_id>/data/", include("studio.datasets.urls")),
     path("projects/<uuid:project_id>/training/", include("studio.training.urls")),
     path("projects/<uuid:project_id>/models/", include("studio.registry.urls")),
+    path("projects/<uuid:project_id>/algorithms/", include("studio.core.algorithm_urls")),
 ]

@@ -122,6 +122,28 @@
     if (flushTimer === null) flushTimer = setTimeout(flush, 80);
   }
 
+  // Result plots live in the job panel, which htmx replaces when the status changes: draw every figure
+  // that has not been drawn yet, on load and after each swap. The figure JSON sits next to its div.
+  function renderResultPlots() {
+    if (typeof Plotly === "undefined") return;
+    var divs = document.querySelectorAll("[data-result-figure]");
+    Array.prototype.forEach.call(divs, function (div) {
+      if (div.dataset.rendered) return;
+      var source = document.getElementById(div.dataset.resultFigure);
+      if (!source) return;
+      div.dataset.rendered = "1";
+      try {
+        var figure = JSON.parse(source.textContent);
+        Plotly.newPlot(div, figure.data || [], figure.layout || {}, { responsive: true, displaylogo: false });
+      } catch (err) {
+        if (window.console) console.error("result plot failed", err);
+      }
+    });
+    window.studioResultPlots = document.querySelectorAll("[data-result-figure][data-rendered]").length;
+  }
+  document.body.addEventListener("htmx:afterSettle", renderResultPlots);
+  renderResultPlots();
+
   function refreshPanel() {
     if (window.htmx && root.dataset.panelUrl) {
       window.htmx.ajax("GET", root.dataset.panelUrl, { target: "#job-panel", swap: "outerHTML" });

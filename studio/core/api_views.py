@@ -30,6 +30,9 @@ class AlgorithmOut(serializers.Serializer):
     name = serializers.CharField()
     title = serializers.CharField()
     task = serializers.CharField()
+    target = serializers.ChoiceField(choices=["required", "optional", "none"],
+                                     help_text="Whether training needs a target column: required (supervised), "
+                                               "optional (labels only to score, e.g. anomaly AUC) or none.")
     input = serializers.ChoiceField(choices=["tabular", "text", "image"])
     hyperparameters = HyperparameterOut(many=True)
     metrics = MetricOut(many=True)

@@ -1,14 +1,18 @@
-"""Turn a stored tabular dataset into numpy arrays for training.
+"""Turn a stored tabular dataset into columns ready for preprocessing and training.
 
 This is the one door between stored data and the algorithms: the training worker calls
-:func:`load_tabular` and gets float64 features with NaN for missing cells, or a :class:`DatasetError`
-whose message can be shown to the user as the job's failure reason.
+:func:`load_tabular` and gets the feature columns (numbers as float64 with NaN for missing cells,
+text columns as strings with "" for missing cells) and the target, or a :class:`DatasetError` whose
+message can be shown to the user as the job's failure reason. Turning text into numbers and filling
+in missing values is the job of :mod:`studio.datasets.preprocessing`, fitted on the training rows.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,6 +33,9 @@ if TYPE_CHECKING:
     from studio.datasets.models import Dataset
 
 MAX_LISTED_ROWS = 5
+# Cells that are meant as numbers but are not valid ones in a CSV: decimal commas ("1,5") and
+# thousands separators ("1,200.50"). A text column made mostly of these is a broken numeric column.
+_NUMBER_LIKE_RE = re.compile(r"[+-]?\d{1,3}(?:[ ,.']\d{3})+(?:[.,]\d+)?\Z|[+-]?\d+,\d+\Z")
 
 
 class DatasetError(ValueError):
@@ -37,15 +44,57 @@ class DatasetError(ValueError):
 
 @dataclass
 class TabularData:
-    X: np.ndarray  # (n, d) float64, NaN where a cell is missing
+    """The feature columns and target of some rows of a dataset.
+
+    Numeric columns live together in ``numeric`` (float64, NaN where a cell is missing); text columns
+    (``categorical``) are object arrays of stripped strings with ``""`` for a missing cell.
+    """
+
+    feature_names: list[str]  # every feature column, in the dataset's order
+    numeric: np.ndarray  # (n, number of numeric columns) float64
+    numeric_names: list[str]
+    text: dict[str, np.ndarray]  # categorical column -> (n,) object array of str
     y: np.ndarray | None  # (n,) float64 when every target value is a number, else str labels; None without target
-    feature_names: list[str]
+    rows: np.ndarray  # (n,) 1-based data-row number in the file of each row, for messages
     n_dropped: int  # rows left out because their target was missing
     target: str = ""
+    numeric_index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.numeric_index = {name: j for j, name in enumerate(self.numeric_names)}
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.rows.shape[0])
+
+    @property
+    def categorical(self) -> list[str]:
+        return [name for name in self.feature_names if name in self.text]
 
     @property
     def is_numeric_target(self) -> bool:
         return self.y is not None and self.y.dtype.kind == "f"
+
+    @property
+    def X(self) -> np.ndarray:
+        """The feature matrix of an all-numeric table (NaN for missing); text columns need a preprocessor."""
+        if self.text:
+            raise DatasetError("text columns " + ", ".join(f"'{c}'" for c in self.categorical)
+                               + " must be encoded first: use studio.datasets.preprocessing.TabularPreprocessor")
+        order = [self.numeric_index[name] for name in self.feature_names]
+        return self.numeric if order == list(range(len(order))) else self.numeric[:, order]
+
+    def column(self, name: str) -> np.ndarray:
+        return self.text[name] if name in self.text else self.numeric[:, self.numeric_index[name]]
+
+    def take(self, index: np.ndarray) -> TabularData:
+        """The rows at ``index`` (integer positions or a boolean mask), in that order."""
+        return TabularData(
+            feature_names=list(self.feature_names), numeric=self.numeric[index], numeric_names=list(self.numeric_names),
+            text={name: values[index] for name, values in self.text.items()},
+            y=None if self.y is None else self.y[index], rows=self.rows[index], n_dropped=self.n_dropped,
+            target=self.target,
+        )
 
 
 @dataclass
@@ -54,11 +103,19 @@ class _BadColumn:
     count: int = 0
     example: str = ""
 
+    def add(self, row: int, value: str) -> None:
+        if not self.count:
+            self.example = value.strip()[:40]
+        self.count += 1
+        if len(self.rows) < MAX_LISTED_ROWS:
+            self.rows.append(row)
 
-def _rows_phrase(bad: _BadColumn) -> str:
-    listed = ", ".join(str(r) for r in bad.rows)
-    noun = "row" if bad.count == 1 else "rows"
-    more = f" and {bad.count - len(bad.rows)} more" if bad.count > len(bad.rows) else ""
+
+def rows_phrase(rows: list[int], count: int) -> str:
+    """"row 3", "rows 3, 17" or "rows 1, 2, 3, 4, 5 and 4 more"."""
+    listed = ", ".join(str(r) for r in rows)
+    noun = "row" if count == 1 else "rows"
+    more = f" and {count - len(rows)} more" if count > len(rows) else ""
     return f"{noun} {listed}{more}"
 
 
@@ -67,11 +124,13 @@ def _columns_phrase(names: list[str]) -> str:
     return shown + (f", … ({len(names)} in all)" if len(names) > 20 else "")
 
 
-def _resolve_columns(names: list[str], target: str, feature_columns: list[str] | None) -> list[str]:
+def _resolve_columns(names: list[str], target: str, feature_columns: list[str] | None,
+                     exclude: Iterable[str]) -> list[str]:
     if target and target not in names:
         raise DatasetError(f"target '{target}' is not a column; columns: {_columns_phrase(names)}")
     if feature_columns is None:
-        features = [n for n in names if n != target]
+        left_out = {target, *exclude}
+        features = [n for n in names if n not in left_out]
     else:
         features = list(dict.fromkeys(feature_columns))  # keep the caller's order, drop repeats
         unknown = [c for c in features if c not in names]
@@ -85,7 +144,7 @@ def _resolve_columns(names: list[str], target: str, feature_columns: list[str] |
     return features
 
 
-def _feature_value(raw: str) -> float | None:
+def feature_value(raw: str) -> float | None:
     """The cell as a number (NaN when missing, 1/0 for true/false), or None when it is not numeric.
 
     The same rules as profiling (parse_number, MISSING_TOKENS), with the common case, a plain number,
@@ -108,13 +167,24 @@ def _labels_to_array(labels: list[str]) -> np.ndarray:
     return np.asarray(labels, dtype=str)
 
 
-def load_tabular(*, dataset: Dataset, target: str, feature_columns: list[str] | None = None) -> TabularData:
+def profiled_text_columns(dataset: Dataset) -> set[str]:
+    """Columns the upload profile found to hold text: the candidates for one-hot encoding."""
+    return {c["name"] for c in dataset.columns or [] if isinstance(c, dict) and c.get("dtype") == "string"}
+
+
+def load_tabular(*, dataset: Dataset, target: str, feature_columns: list[str] | None = None,
+                 categorical: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> TabularData:
     """Read the stored CSV of ``dataset`` into ``TabularData``.
 
     ``target`` may be empty for unsupervised algorithms (then ``y`` is None and no row is dropped).
-    Rows whose target is missing are dropped and counted in ``n_dropped``. Feature cells must be
-    numbers (or true/false, read as 1/0) or missing; anything else raises :class:`DatasetError`
-    naming the column and the 1-based data rows.
+    Rows whose target is missing are dropped and counted in ``n_dropped``. ``exclude`` names columns
+    that are neither target nor feature (an unsupervised job leaves out the dataset's label column).
+
+    A feature column is text (``categorical``) when the upload profile says so (or, for a validation
+    dataset, when ``categorical`` names it, so both channels read a column the same way) and its
+    cells are not mostly numbers. Every other feature cell must be a number (or true/false, read as
+    1/0) or missing; a text cell there, or a few text cells in a column of numbers, raises
+    :class:`DatasetError` naming the column and the 1-based data rows.
     """
     if dataset.kind != DatasetKind.TABULAR:
         raise DatasetError(f"dataset '{dataset.name}' is {dataset.kind}, not tabular")
@@ -122,27 +192,38 @@ def load_tabular(*, dataset: Dataset, target: str, feature_columns: list[str] | 
         raise DatasetError(f"dataset '{dataset.name}' has no stored file")
     target = (target or "").strip()
     delimiter = (dataset.profile or {}).get("delimiter", ",")
+    forced = categorical is not None
+    text_columns = set(categorical) if forced else profiled_text_columns(dataset)
     try:
         with storage_local_copy(dataset.file, suffix=".csv") as path, \
                 open_csv(path, delimiter=delimiter) as (names, records):
-            return _read(dataset, names, records, target, feature_columns)
+            features = _resolve_columns(names, target, feature_columns, exclude)
+            return _read(dataset, names, records, target, features, text_columns, forced)
     except CsvError as exc:
         raise DatasetError(f"dataset '{dataset.name}' could not be read: {exc}") from None
     except FileNotFoundError:
         raise DatasetError(f"the stored file of dataset '{dataset.name}' is missing") from None
 
 
-def _read(dataset: Dataset, names: list[str], records, target: str,
-          feature_columns: list[str] | None) -> TabularData:
-    features = _resolve_columns(names, target, feature_columns)
-    feature_index = [names.index(c) for c in features]
+def _read(dataset: Dataset, names: list[str], records, target: str, features: list[str],
+          text_columns: set[str], forced: bool) -> TabularData:
+    numeric_names = [c for c in features if c not in text_columns]
+    text_names = [c for c in features if c in text_columns]
+    numeric_index = [names.index(c) for c in numeric_names]
+    text_index = [names.index(c) for c in text_names]
     target_index = names.index(target) if target else -1
     width = len(names)
 
     # The row count is known from upload, so X is allocated once instead of built from Python lists.
     capacity = max(int(dataset.rows or 0), 16)
-    X = np.empty((capacity, len(features)), dtype=np.float64)
+    X = np.empty((capacity, len(numeric_names)), dtype=np.float64)
+    texts: list[list[str]] = [[] for _ in text_names]
+    # Text columns count how many of their cells look like numbers: mostly numbers means a numeric
+    # column with typos, which is an error to fix rather than a category to learn.
+    numberlike = [0] * len(text_names)
+    wordlike = [0] * len(text_names)
     labels: list[str] = []
+    row_numbers: list[int] = []
     bad: dict[str, _BadColumn] = {}
     n = seen = dropped = 0
     for row, line, fields in records:
@@ -157,20 +238,39 @@ def _read(dataset: Dataset, names: list[str], records, target: str,
             labels.append(raw_target.strip())
         if n == X.shape[0]:
             X = np.resize(X, (X.shape[0] * 2, X.shape[1]))
-        for j, i in enumerate(feature_index):
-            value = _feature_value(fields[i])
+        for j, i in enumerate(numeric_index):
+            value = feature_value(fields[i])
             if value is None:
-                entry = bad.setdefault(features[j], _BadColumn(rows=[], example=fields[i].strip()[:40]))
-                entry.count += 1
-                if len(entry.rows) < MAX_LISTED_ROWS:
-                    entry.rows.append(row)
+                bad.setdefault(numeric_names[j], _BadColumn(rows=[])).add(row, fields[i])
                 value = np.nan
             X[n, j] = value
+        for j, i in enumerate(text_index):
+            raw = fields[i].strip()
+            if is_missing(raw):
+                texts[j].append("")
+                continue
+            texts[j].append(raw)
+            if not forced:
+                if feature_value(raw) is not None or _NUMBER_LIKE_RE.match(raw):
+                    numberlike[j] += 1
+                else:
+                    wordlike[j] += 1
+        row_numbers.append(row)
         n += 1
 
+    hints: dict[str, str] = {}
+    for j, name in enumerate(text_names):
+        present = numberlike[j] + wordlike[j]
+        if not forced and present and numberlike[j] * 2 > present:
+            # Report the cells that are not numbers, like any other numeric column with text in it.
+            entry = bad[name] = _numeric_strays(texts[j], row_numbers)
+            hints[name] = (" while its other values are numbers: correct those cells or leave them empty (empty "
+                           "cells count as missing)" if entry.count < present else
+                           ": numbers need '.' for decimals and no thousands separators")
     if bad:
         raise DatasetError("; ".join(
-            f"column '{name}' has non-numeric values in {_rows_phrase(entry)} (e.g. '{entry.example}')"
+            f"column '{name}' has non-numeric values in {rows_phrase(entry.rows, entry.count)} "
+            f"(e.g. '{entry.example}')" + hints.get(name, "")
             for name, entry in bad.items()
         ))
     if seen == 0:
@@ -179,4 +279,18 @@ def _read(dataset: Dataset, names: list[str], records, target: str,
         raise DatasetError(f"every row of dataset '{dataset.name}' is missing the target '{target}'")
     y = _labels_to_array(labels) if target else None
     X = X if n == X.shape[0] else X[:n].copy()  # a copy frees the unused tail
-    return TabularData(X=X, y=y, feature_names=features, n_dropped=dropped, target=target)
+    text = {}
+    for name, values in zip(text_names, texts, strict=True):
+        array = np.empty(n, dtype=object)
+        array[:] = values
+        text[name] = array
+    return TabularData(feature_names=features, numeric=X, numeric_names=numeric_names, text=text, y=y,
+                       rows=np.asarray(row_numbers, dtype=np.int64), n_dropped=dropped, target=target)
+
+
+def _numeric_strays(values: list[str], rows: list[int]) -> _BadColumn:
+    entry = _BadColumn(rows=[])
+    for value, row in zip(values, rows, strict=True):
+        if value and feature_value(value) is None:
+            entry.add(row, value)
+    return entry

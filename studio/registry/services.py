@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from algorithms import Estimator, load_model
 from studio.core.storage import (
@@ -19,6 +22,8 @@ from studio.core.storage import (
     storage_open,
     storage_save_dir,
 )
+from studio.datasets.preprocessing import FILENAME as PREPROCESSING_FILENAME
+from studio.datasets.preprocessing import TabularPreprocessor
 from studio.registry.models import Model
 
 if TYPE_CHECKING:
@@ -34,7 +39,7 @@ class ModelArtifacts:
 
 
 def model_artifacts_store(*, project: Project, model_id: uuid.UUID, directory: Path) -> ModelArtifacts:
-    """Upload a saved model directory (manifest.json + arrays.npz) under the project's prefix.
+    """Upload a saved model directory (manifest.json + arrays.npz + preprocessing.json) under the project's prefix.
 
     Done before the database row is written, outside any transaction: an upload can be slow
     and must not hold a database lock. Callers discard the prefix if the row is never written.
@@ -89,8 +94,75 @@ def model_load(*, model: Model) -> Estimator:
         return load_model(directory)
 
 
+@dataclass
+class LoadedModel:
+    """A model ready to answer requests: its estimator and the preprocessing fitted with it.
+
+    Load it once (an endpoint instance keeps it) and call :meth:`features` / :meth:`predict` per request.
+    """
+
+    estimator: Estimator
+    preprocessor: TabularPreprocessor
+
+    @property
+    def input_names(self) -> list[str]:
+        return self.preprocessor.input_names
+
+    def features(self, rows: Sequence[Mapping[str, Any] | Sequence[Any]]) -> np.ndarray:
+        """Records (``{column: value}`` or lists in :attr:`input_names` order) -> the model's feature matrix.
+
+        Raises :class:`~studio.datasets.preprocessing.InputError` (a ValueError) naming the record and column.
+        """
+        return self.preprocessor.transform_records(rows)
+
+    def predict(self, rows: Sequence[Mapping[str, Any] | Sequence[Any]]) -> np.ndarray:
+        """``predict`` of the estimator on the records, or ``transform`` for a model that only projects (PCA)."""
+        X = self.features(rows)
+        if callable(getattr(self.estimator, "predict", None)):
+            try:
+                return self.estimator.predict(X)
+            except NotImplementedError:
+                pass
+        return self.estimator.transform(X)
+
+
+def model_preprocessor(*, directory: Path, model: Model) -> TabularPreprocessor:
+    """The preprocessing saved with the model; numeric pass-through for models saved before it existed."""
+    if (directory / PREPROCESSING_FILENAME).exists():
+        return TabularPreprocessor.load(directory)
+    return TabularPreprocessor.passthrough(model.feature_names or [])
+
+
+def model_preprocessing(*, model: Model) -> TabularPreprocessor | None:
+    """Only the preprocessing of a model (one small JSON file), for pages; None if it has none or it is unreadable."""
+    name = next((n for n in model.artifact_files if PurePosixPath(n).name == PREPROCESSING_FILENAME), None)
+    if name is None:
+        return None
+    try:
+        with storage_open(name) as fh:
+            return TabularPreprocessor.from_json(json.loads(fh.read().decode("utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
+def model_load_bundle(*, model: Model) -> LoadedModel:
+    """Estimator + preprocessing of a model, fetched once; JSON and npz only, never pickle."""
+    with model_local_dir(model=model) as directory:
+        return LoadedModel(estimator=load_model(directory),
+                           preprocessor=model_preprocessor(directory=directory, model=model))
+
+
+def model_predict_frame(*, model: Model, rows: Sequence[Mapping[str, Any] | Sequence[Any]],
+                        loaded: LoadedModel | None = None) -> np.ndarray:
+    """Predictions of ``model`` for request records, preprocessed as the training rows were.
+
+    Pass ``loaded`` (from :func:`model_load_bundle`) to skip fetching the files on every call.
+    """
+    return (loaded or model_load_bundle(model=model)).predict(rows)
+
+
 def model_archive(*, model: Model) -> bytes:
-    """A zip of the model's files (manifest.json, arrays.npz) for download; models are small."""
+    """A zip of the model's files (manifest.json, arrays.npz, preprocessing.json) for download; models are small."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in model.artifact_files:

@@ -9,7 +9,7 @@ from django.shortcuts import render
 
 from algorithms import UnknownAlgorithm, get_algorithm
 from studio.core.pages import project_access
-from studio.registry import selectors
+from studio.registry import selectors, services
 from studio.registry.api import model_zip_response
 
 
@@ -38,9 +38,13 @@ def model_detail(request, project_id, model_id):
     access = project_access(request, project_id)
     model = selectors.model_get(user=request.user, project=access.project, model_id=model_id)
     objective, _ = _objective(model)
+    preprocessing = services.model_preprocessing(model=model)
     return render(request, "registry/model_detail.html", access.context(
         "models", model=model, objective=objective, metrics=sorted((model.metrics or {}).items()),
         files=[PurePosixPath(name).name for name in model.artifact_files],
+        preprocessing=preprocessing.describe() if preprocessing else None,
+        missing_values=preprocessing.missing_values if preprocessing else "",
+        n_features=len(preprocessing.output_names) if preprocessing else None,
     ))
 
 

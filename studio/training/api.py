@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from studio.accounts.selectors import project_get
+from studio.datasets.preprocessing import DEFAULT_MISSING_STRATEGY, MISSING_STRATEGIES
 from studio.training import selectors, services
 from studio.training.models import JobStatus, TrainingJob
 
@@ -18,11 +19,32 @@ class TrainingJobIn(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=200)
     algorithm = serializers.CharField(max_length=60)
     dataset = serializers.UUIDField()
-    target = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    target = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=200,
+        help_text="Column to predict. Supervised algorithms (target 'required') default to the dataset's target; "
+                  "'optional' ones (anomaly detection) take 0/1 labels only to report AUC; 'none' (clustering, "
+                  "projections) refuse a target with a 400.",
+    )
     validation_dataset = serializers.UUIDField(required=False, allow_null=True)
     validation_fraction = serializers.FloatField(required=False, allow_null=True)
     hyperparameters = serializers.DictField(required=False, default=dict, child=serializers.JSONField())
     max_runtime_seconds = serializers.IntegerField(required=False, allow_null=True)
+    missing_values = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, max_length=20,
+        help_text="How missing numbers in feature columns are handled: "
+                  f"{', '.join(MISSING_STRATEGIES)} (default {DEFAULT_MISSING_STRATEGY}).",
+    )
+
+
+class ResultPlotOut(serializers.Serializer):
+    id = serializers.CharField(help_text="confusion_matrix, roc, predicted_vs_actual, residuals, clusters, "
+                                         "cluster_sizes, scree, projection, anomaly_scores or neighbors")
+    title = serializers.CharField()
+    kind = serializers.CharField(help_text="figure (a plotly figure) or table")
+    figure = serializers.JSONField(required=False, help_text="plotly figure JSON {data, layout} (kind figure)")
+    columns = serializers.ListField(child=serializers.CharField(), required=False, help_text="kind table")
+    rows = serializers.ListField(child=serializers.ListField(child=serializers.JSONField()), required=False)
+    note = serializers.CharField(help_text="What the plot was drawn on, in words.")
 
 
 class TrainingJobOut(serializers.ModelSerializer):
@@ -38,6 +60,7 @@ class TrainingJobOut(serializers.ModelSerializer):
             "id", "name", "algorithm", "status", "status_message", "failure_reason", "hyperparameters",
             "final_metrics", "model", "created_by", "created_at", "started_at", "ended_at", "duration_seconds",
             "rule_results", "dataset", "validation_dataset", "target", "validation_fraction", "max_runtime_seconds",
+            "missing_values",
         ]
 
     def get_model(self, job: TrainingJob) -> str | None:
@@ -72,11 +95,20 @@ class TrainingJobListApi(generics.GenericAPIView):
         return Response(TrainingJobOut(job).data, status=status.HTTP_201_CREATED)
 
 
+class TrainingJobDetailOut(TrainingJobOut):
+    """One job, with its result plots (left out of lists: they weigh up to a few hundred KB)."""
+
+    result_plots = ResultPlotOut(many=True, read_only=True)
+
+    class Meta(TrainingJobOut.Meta):
+        fields = [*TrainingJobOut.Meta.fields, "result_plots"]
+
+
 class TrainingJobDetailApi(APIView):
-    @extend_schema(responses=TrainingJobOut)
+    @extend_schema(responses=TrainingJobDetailOut)
     def get(self, request, project_id, job_id):
         job = _job(request, project_id, job_id)
-        return Response(TrainingJobOut(job).data)
+        return Response(TrainingJobDetailOut(job).data)
 
 
 class TrainingJobMetricsApi(APIView):

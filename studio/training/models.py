@@ -21,6 +21,15 @@ ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
 FINAL_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED)
 
 
+class MissingValues(models.TextChoices):
+    # How missing numbers in feature columns are handled (studio.datasets.preprocessing).
+    MEAN = "mean", "Fill with the column mean"
+    MEDIAN = "median", "Fill with the column median"
+    ZERO = "zero", "Fill with 0"
+    DROP_ROWS = "drop_rows", "Drop rows with a missing value"
+    FAIL = "fail", "Fail the job"
+
+
 class TrainingJob(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_jobs")
@@ -36,6 +45,7 @@ class TrainingJob(models.Model):
     validation_fraction = models.FloatField(default=0.2)
     hyperparameters = models.JSONField(default=dict, blank=True)
     max_runtime_seconds = models.PositiveIntegerField(null=True, blank=True)
+    missing_values = models.CharField(max_length=10, choices=MissingValues.choices, default=MissingValues.MEAN)
     debugger_rules = models.JSONField(default=list, blank=True)
     rule_results = models.JSONField(default=list, blank=True)
 
@@ -43,6 +53,9 @@ class TrainingJob(models.Model):
     status_message = models.CharField(max_length=500, blank=True)
     failure_reason = models.TextField(blank=True)
     final_metrics = models.JSONField(default=dict, blank=True)
+    # Figures (plotly JSON) and tables drawn by the worker after fit, chosen by the model's task
+    # (studio.training.plots); small by construction: at most a few thousand sampled points.
+    result_plots = models.JSONField(default=list, blank=True)
     stop_requested = models.BooleanField(default=False)
     # The status message a worker writes when it honours a stop request ("Stopped by olivia"), so
     # whoever asked (a user, a tuning job's early stopping) is named without the worker knowing who.

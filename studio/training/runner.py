@@ -21,8 +21,9 @@ from django.db import connections, transaction
 
 from algorithms import get_algorithm
 from studio.datasets.loading import load_tabular
+from studio.datasets.preprocessing import DEFAULT_MISSING_STRATEGY, Prepared, TabularPreprocessor
 from studio.registry import services as registry_services
-from studio.training import services
+from studio.training import plots, services
 from studio.training.models import JobStatus, TrainingJob
 
 logger = logging.getLogger(__name__)
@@ -64,9 +65,8 @@ class _Heartbeat:
             connections.close_all()
 
 
-def split_validation(X: np.ndarray, y: np.ndarray | None, *, fraction: float, seed: int):
-    """Shuffle with a fixed seed and hold out ``fraction`` of the rows: the same job splits the same way."""
-    n = X.shape[0]
+def split_indices(n: int, *, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training, validation) row positions: a seeded shuffle holds out ``fraction``, so a job splits the same way."""
     n_val = round(n * fraction)
     if fraction > 0:
         n_val = max(1, n_val)
@@ -74,12 +74,7 @@ def split_validation(X: np.ndarray, y: np.ndarray | None, *, fraction: float, se
         raise ValueError(f"The dataset has only {n} usable row(s): too few to hold out {fraction:.0%} for "
                          "validation. Add rows or set validation_fraction to 0.")
     order = np.random.default_rng(seed).permutation(n)
-    val_idx, train_idx = order[:n_val], order[n_val:]
-    y_arr = None if y is None else np.asarray(y)
-    return (
-        X[train_idx], None if y_arr is None else y_arr[train_idx],
-        X[val_idx], None if y_arr is None else y_arr[val_idx],
-    )
+    return order[n_val:], order[:n_val]
 
 
 def _size_text(size: int) -> str:
@@ -135,24 +130,45 @@ class _Run:
             raise ValueError("The training dataset was deleted before the job started.")
         self.log(f"Starting {algo.title} job '{job.name}' on {job.worker or 'a worker'} (attempt {job.attempts}).")
 
-        data = load_tabular(dataset=job.dataset, target=job.target)
-        n, d = data.X.shape
+        # An algorithm without a target must not learn from the dataset's label column either.
+        exclude = [job.dataset.target] if not job.target and algo.target != "required" and job.dataset.target else []
+        data = load_tabular(dataset=job.dataset, target=job.target, exclude=exclude)
         dropped = f" ({data.n_dropped:,} rows without a target dropped)" if data.n_dropped else ""
-        self.log(f"Loaded {n:,} rows × {d} features from dataset '{job.dataset.name}'{dropped}.")  # noqa: RUF001
+        self.log(f"Loaded {data.n_rows:,} rows × {len(data.feature_names)} features from dataset "  # noqa: RUF001
+                 f"'{job.dataset.name}'{dropped}.")
+        if exclude and exclude[0] in (job.dataset.column_names or []):
+            self.log(f"Left out '{exclude[0]}', the dataset's target column: {algo.name} learns from the features "
+                     "alone.")
 
-        X_val = y_val = None
+        seed = int(hyperparameters.get("random_state", 0) or 0)
         if job.validation_dataset is not None:
-            X_train, y_train = data.X, data.y
-            valid = load_tabular(dataset=job.validation_dataset, target=job.target,
-                                 feature_columns=list(data.feature_names))
-            X_val, y_val = valid.X, valid.y
-            self.log(f"Loaded {X_val.shape[0]:,} validation rows from dataset '{job.validation_dataset.name}'.")
+            train_data = data
+            val_data = load_tabular(dataset=job.validation_dataset, target=job.target,
+                                    feature_columns=list(data.feature_names), categorical=data.categorical)
+            self.log(f"Loaded {val_data.n_rows:,} validation rows from dataset '{job.validation_dataset.name}'.")
         elif job.validation_fraction > 0:
-            seed = int(hyperparameters.get("random_state", 0) or 0)
-            X_train, y_train, X_val, y_val = split_validation(
-                data.X, data.y, fraction=job.validation_fraction, seed=seed)
+            train_idx, val_idx = split_indices(data.n_rows, fraction=job.validation_fraction, seed=seed)
+            train_data, val_data = data.take(train_idx), data.take(val_idx)
         else:
-            X_train, y_train = data.X, data.y
+            train_data, val_data = data, None
+
+        # Fitted on the training rows only, so validation metrics see unseen values as a model would.
+        preprocessor = TabularPreprocessor(missing_values=job.missing_values or DEFAULT_MISSING_STRATEGY)
+        train = preprocessor.fit(train_data)
+        if train.notes:
+            self.log(*train.notes)
+        val = None
+        if val_data is not None:
+            val = preprocessor.transform(val_data, channel="validation")
+            if val.notes:
+                self.log(*val.notes)
+            if val.X.shape[0] == 0:
+                self.log("No validation rows are left: training without a validation set.")
+                val = None
+        X_train, y_train = train.X, train.y
+        X_val, y_val = (val.X, val.y) if val is not None else (None, None)
+        if algo.target == "none":
+            y_train = y_val = None
 
         task = hyperparameters.get("predictor_type")
         task_text = f" ({task})" if task and task != "auto" else ""
@@ -184,7 +200,25 @@ class _Run:
             final.update(self._evaluate(estimator, X_val, y_val, "validation"))
         final = {name: float(value) for name, value in final.items() if services._finite(value)}
         self.log(f"Final metrics: {_metrics_text(final)}")
-        self._save(estimator, final, list(data.feature_names), hyperparameters)
+        plots = self._plots(estimator, train=train, val=val, target_kind=algo.target, seed=seed)
+        self._save(estimator, preprocessor, final, hyperparameters, plots)
+
+    def _plots(self, estimator: Any, *, train: Prepared, val: Prepared | None, target_kind: str,
+               seed: int) -> list[dict[str, Any]]:
+        """Result plots on the validation rows (training rows without them); never fails the job."""
+        source, channel = (val, "validation") if val is not None else (train, "training")
+        y = None if target_kind == "none" else source.y
+        try:
+            result = plots.result_plots(estimator, source.X, y, channel=channel, rows=source.rows,
+                                        y_train=train.y, train_rows=train.rows, seed=seed)
+        except Exception as exc:
+            logger.warning("result plots of training job %s failed", self.job.id, exc_info=True)
+            self.log(f"Could not draw the result plots: {type(exc).__name__}: {exc}")
+            return []
+        if result:
+            self.log(f"Drew {len(result)} result plot(s) on {channel} rows: "
+                     + ", ".join(p["title"].lower() for p in result) + ".")
+        return result
 
     @staticmethod
     def _fit_summary(estimator: Any) -> str:
@@ -212,12 +246,14 @@ class _Run:
         except NotImplementedError:
             return {}
 
-    def _save(self, estimator: Any, final: dict[str, float], feature_names: list[str],
-              hyperparameters: dict[str, Any]) -> None:
+    def _save(self, estimator: Any, preprocessor: TabularPreprocessor, final: dict[str, float],
+              hyperparameters: dict[str, Any], result_plots: list[dict[str, Any]]) -> None:
         job = self.job
         model_id = uuid.uuid4()
         with tempfile.TemporaryDirectory() as tmp:
             estimator.save(Path(tmp))
+            # Beside manifest.json and arrays.npz: how request records become the model's features.
+            preprocessor.save(Path(tmp))
             artifacts = registry_services.model_artifacts_store(project=job.project, model_id=model_id,
                                                                 directory=Path(tmp))
         files = ", ".join(Path(name).name for name in artifacts.files)
@@ -227,10 +263,11 @@ class _Run:
                 registry_services.model_create(
                     project=job.project, model_id=model_id, name=job.name, algorithm=job.algorithm,
                     artifacts=artifacts, training_job=job, hyperparameters=hyperparameters, metrics=final,
-                    feature_names=feature_names, target=job.target, created_by=job.created_by,
+                    feature_names=preprocessor.input_names, target=job.target, created_by=job.created_by,
                 )
                 if not services.training_job_finish(job=job, status=JobStatus.COMPLETED,
-                                                    status_message="Completed", final_metrics=final):
+                                                    status_message="Completed", final_metrics=final,
+                                                    result_plots=result_plots):
                     raise _LostRace
         except _LostRace:
             registry_services.model_artifacts_discard(artifacts=artifacts)

@@ -28,6 +28,7 @@ from studio.accounts.permissions import require_role
 from studio.accounts.services import audit
 from studio.core.errors import Conflict
 from studio.datasets.models import Dataset, DatasetStatus
+from studio.datasets.preprocessing import DEFAULT_MISSING_STRATEGY, MISSING_STRATEGIES
 from studio.live.publisher import publish
 from studio.training.models import FINAL_STATUSES, JobStatus, LogLine, MetricPoint, TrainingJob
 
@@ -89,6 +90,34 @@ def _auto_name(*, project: Project, algorithm: str) -> str:
     return name
 
 
+# Hyperparameters whose declared default can exceed what a small dataset allows (10 components of a
+# 3-column table, 8 clusters of 5 rows). When the request leaves one out, the default is lowered to
+# fit the data, so every algorithm trains with its defaults; a value the user gives is never changed.
+BOUND_BY_COLUMNS = ("num_components",)
+BOUND_BY_ROWS = ("k",)
+
+
+def data_bound_defaults(algo, *, dataset: Dataset | None, target: str = "",
+                        validation_fraction: float | None = 0.2) -> dict[str, Any]:
+    """Defaults of ``algo`` lowered to fit ``dataset`` (feature columns, training rows); {} when they fit."""
+    if dataset is None or algo is None:
+        return {}
+    left_out = {target} if target else set()
+    if algo.target != "required" and dataset.target and not target:
+        left_out.add(dataset.target)
+    n_columns = len([c for c in dataset.column_names if c not in left_out])
+    fraction = validation_fraction if isinstance(validation_fraction, int | float) else 0.2
+    n_rows = int(dataset.rows * (1 - min(max(fraction, 0.0), MAX_VALIDATION_FRACTION))) if dataset.rows else 0
+    out: dict[str, Any] = {}
+    for hp in algo.hyperparameters:
+        if hp.type != "int":
+            continue
+        limit = n_columns if hp.name in BOUND_BY_COLUMNS else n_rows if hp.name in BOUND_BY_ROWS else 0
+        if limit >= 1 and hp.default > limit and (hp.min is None or limit >= hp.min):
+            out[hp.name] = limit
+    return out
+
+
 def training_job_validate(
     *,
     project: Project,
@@ -100,6 +129,7 @@ def training_job_validate(
     validation_fraction: float | None = 0.2,
     hyperparameters: dict[str, Any] | None = None,
     max_runtime_seconds: int | None = None,
+    missing_values: str | None = None,
 ) -> dict[str, Any]:
     """Check a job request without writing; return the cleaned fields or raise ValidationError.
 
@@ -126,15 +156,23 @@ def training_job_validate(
 
     train = cleaned["dataset"]
     target = (target or "").strip()
+    # "required": supervised, defaults to the dataset's target; "optional": labels only used to score
+    # (an anomaly detector's AUC), never guessed; "none": clustering and projections take no target.
+    needs = algo.target if algo is not None else "required"
+    if target and needs == "none":
+        errors["target"] = [f"{algo.name} takes no target: it learns from the feature columns alone. "
+                            "Leave target empty."]
     if train is not None:
         if algo is not None and train.kind != algo.input:
             errors["dataset"] = [f"{algo.name} trains on {algo.input} datasets; '{train.name}' is {train.kind}."]
-        if not target and getattr(algo, "supervised", True):
+        if not target and needs == "required":
             target = train.target
-        if target and target not in train.column_names:
+        if needs == "none":
+            pass  # nothing to check: a target was refused above
+        elif target and target not in train.column_names:
             errors["target"] = [f"'{target}' is not a column of dataset '{train.name}'. "
                                 f"Columns: {_columns_text(train)}."]
-        elif not target and getattr(algo, "supervised", True) and train.kind == "tabular":
+        elif not target and needs == "required" and train.kind == "tabular":
             errors["target"] = [f"Choose the target column to predict. Columns: {_columns_text(train)}."]
         valid = cleaned["validation_dataset"]
         if valid is not None:
@@ -177,11 +215,26 @@ def training_job_validate(
                                                  f"{MAX_RUNTIME_LIMIT} (got {runtime})."]
             cleaned["max_runtime_seconds"] = runtime
 
+    if missing_values is None or (isinstance(missing_values, str) and not missing_values.strip()):
+        missing_values = DEFAULT_MISSING_STRATEGY
+    elif isinstance(missing_values, str):
+        missing_values = missing_values.strip()
+    if missing_values not in MISSING_STRATEGIES:
+        errors["missing_values"] = [f"missing_values must be one of {', '.join(MISSING_STRATEGIES)} "
+                                    f"(got {missing_values!r})."]
+    cleaned["missing_values"] = missing_values
+
     if hyperparameters is not None and not isinstance(hyperparameters, dict):
         errors["hyperparameters"] = ["hyperparameters must be an object of name: value."]
     elif algo is not None:
+        given = dict(hyperparameters or {})
+        bound = data_bound_defaults(algo, dataset=train, target=target,
+                                    validation_fraction=cleaned.get("validation_fraction", 0.2))
+        for hp_name, value in bound.items():
+            if given.get(hp_name) in (None, ""):
+                given[hp_name] = value
         try:
-            cleaned["hyperparameters"] = algo.validate_hyperparameters(hyperparameters or {})
+            cleaned["hyperparameters"] = algo.validate_hyperparameters(given)
         except HyperparameterError as exc:
             errors.update(_hyperparameter_errors(exc))
 
@@ -213,13 +266,14 @@ def training_job_create(
     validation_fraction: float | None = 0.2,
     hyperparameters: dict[str, Any] | None = None,
     max_runtime_seconds: int | None = None,
+    missing_values: str | None = None,
 ) -> TrainingJob:
     """Create a pending job (member+) and hand it to a training worker once the row is committed."""
     require_role(user=user, team=project.team, role=Role.MEMBER)
     cleaned = training_job_validate(
         project=project, algorithm=algorithm, dataset=dataset, target=target, name=name,
         validation_dataset=validation_dataset, validation_fraction=validation_fraction,
-        hyperparameters=hyperparameters, max_runtime_seconds=max_runtime_seconds,
+        hyperparameters=hyperparameters, max_runtime_seconds=max_runtime_seconds, missing_values=missing_values,
     )
     explicit_name = cleaned["name"] is not None
     job_name = cleaned["name"] or _auto_name(project=project, algorithm=algorithm)
@@ -231,8 +285,8 @@ def training_job_create(
                 project=project, name=job_name, algorithm=cleaned["algorithm"], dataset=cleaned["dataset"],
                 validation_dataset=cleaned["validation_dataset"], target=cleaned["target"],
                 validation_fraction=cleaned["validation_fraction"], hyperparameters=cleaned["hyperparameters"],
-                max_runtime_seconds=cleaned["max_runtime_seconds"], created_by=user,
-                enqueued_at=timezone.now(),
+                max_runtime_seconds=cleaned["max_runtime_seconds"], missing_values=cleaned["missing_values"],
+                created_by=user, enqueued_at=timezone.now(),
             )
             audit(actor=user, verb="created training job", project=project, target=job.name,
                   data={"job": str(job.id), "algorithm": job.algorithm})
@@ -399,8 +453,13 @@ def training_job_finish(
     status_message: str = "",
     failure_reason: str = "",
     final_metrics: dict[str, float] | None = None,
+    result_plots: list[dict[str, Any]] | None = None,
 ) -> bool:
-    """running -> a final status, only if the job is still running; return whether this call won."""
+    """running -> a final status, only if the job is still running; return whether this call won.
+
+    ``result_plots`` land in the same update as the status, so the page that refreshes on the
+    status event finds them.
+    """
     assert status in FINAL_STATUSES
     fields: dict[str, Any] = {
         "status": status, "status_message": status_message[:500], "failure_reason": failure_reason,
@@ -408,6 +467,8 @@ def training_job_finish(
     }
     if final_metrics is not None:
         fields["final_metrics"] = final_metrics
+    if result_plots is not None:
+        fields["result_plots"] = result_plots
     won = bool(TrainingJob.objects.filter(id=job.id, status=JobStatus.RUNNING).update(**fields))
     if won:
         job.refresh_from_db()

@@ -15,13 +15,15 @@ from django.views.decorators.http import require_POST
 from algorithms import UnknownAlgorithm, get_algorithm, list_algorithms
 from studio.core.errors import Conflict
 from studio.core.pages import project_access
+from studio.datasets.preprocessing import DEFAULT_MISSING_STRATEGY
 from studio.datasets.selectors import dataset_get, dataset_list
 from studio.training import selectors, services
 from studio.training.forms import hyperparameter_fields, hyperparameters_from_post
+from studio.training.models import MissingValues
 
 DEFAULT_ALGORITHM = "linear-learner"
 FIELDS = ("name", "algorithm", "dataset", "target", "validation_fraction", "validation_dataset",
-          "max_runtime_seconds")
+          "max_runtime_seconds", "missing_values")
 
 
 def _algorithm(name: str | None):
@@ -72,6 +74,22 @@ def _dataset_or_none(request, project, dataset_id):
         return None
 
 
+def _default_target(algo, dataset, chosen: str | None) -> str:
+    """What the target select shows: the user's choice, else the dataset's target for supervised algorithms.
+
+    An anomaly detector's labels are optional and must be 0/1, so the dataset's target is not guessed for it.
+    """
+    if chosen:
+        return chosen
+    return dataset.target if dataset is not None and algo.target == "required" else ""
+
+
+def _target_context(algo, dataset, chosen: str | None) -> dict[str, Any]:
+    excluded = dataset.target if dataset is not None and algo.target != "required" and dataset.target else ""
+    return {"dataset": dataset, "target": _default_target(algo, dataset, chosen), "target_mode": algo.target,
+            "excluded_column": excluded}
+
+
 def _form_context(request, access, values: dict[str, Any], errors: dict[str, list[str]]) -> dict:
     project = access.project
     algo = _algorithm(values.get("algorithm"))
@@ -82,8 +100,8 @@ def _form_context(request, access, values: dict[str, Any], errors: dict[str, lis
         "training", values=values, errors=field_errors, algorithms=[a.describe() for a in list_algorithms()],
         algorithm=algo.describe(),
         hyperparameters=hyperparameter_fields(algo, values.get("hyperparameters"), hp_errors),
-        datasets=_ready_datasets(request, project), dataset=dataset,
-        target=values.get("target") or (dataset.target if dataset else ""),
+        datasets=_ready_datasets(request, project), missing_value_choices=MissingValues.choices,
+        **_target_context(algo, dataset, values.get("target")),
     )
 
 
@@ -93,8 +111,10 @@ def training_job_create(request, project_id):
     if not access.can_edit:
         raise PermissionDenied("Training a model needs the member role.")
     if request.method != "POST":
-        values = {"algorithm": request.GET.get("algorithm", DEFAULT_ALGORITHM),
-                  "dataset": request.GET.get("dataset", ""), "validation_fraction": "0.2"}
+        # ?algorithm= comes from the algorithm catalog's "Train with this algorithm".
+        values = {"algorithm": _algorithm(request.GET.get("algorithm")).name,
+                  "dataset": request.GET.get("dataset", ""), "validation_fraction": "0.2",
+                  "missing_values": DEFAULT_MISSING_STRATEGY}
         return render(request, "training/job_create.html", _form_context(request, access, values, {}))
 
     values = {field: request.POST.get(field, "").strip() for field in FIELDS}
@@ -107,6 +127,7 @@ def training_job_create(request, project_id):
             validation_dataset=values["validation_dataset"] or None,
             validation_fraction=values["validation_fraction"] or None,
             hyperparameters=values["hyperparameters"], max_runtime_seconds=values["max_runtime_seconds"] or None,
+            missing_values=values["missing_values"] or None,
         )
     except ValidationError as exc:
         errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
@@ -121,21 +142,26 @@ def training_job_create(request, project_id):
 
 @login_required
 def training_job_hyperparameters(request, project_id):
-    """htmx partial: the hyperparameter fields of the chosen algorithm."""
+    """htmx partial: the hyperparameter fields of the chosen algorithm, and (out of band) its target field,
+    which changes with it: hidden for clustering, optional for anomaly detection."""
     access = project_access(request, project_id)
     algo = _algorithm(request.GET.get("algorithm"))
+    dataset = _dataset_or_none(request, access.project, request.GET.get("dataset"))
+    # A target chosen for a supervised algorithm is no anomaly label: only carry it over to another supervised one.
+    chosen = request.GET.get("target") if algo.target == "required" else ""
     return render(request, "training/_hyperparameters.html", access.context(
-        "training", algorithm=algo.describe(), hyperparameters=hyperparameter_fields(algo)))
+        "training", algorithm=algo.describe(), hyperparameters=hyperparameter_fields(algo), errors={},
+        target_oob=True, **_target_context(algo, dataset, chosen)))
 
 
 @login_required
 def training_job_target_field(request, project_id):
     """htmx partial: the target select filled with the chosen dataset's columns."""
     access = project_access(request, project_id)
+    algo = _algorithm(request.GET.get("algorithm"))
     dataset = _dataset_or_none(request, access.project, request.GET.get("dataset"))
     return render(request, "training/_target_field.html", access.context(
-        "training", dataset=dataset, target=request.GET.get("target") or (dataset.target if dataset else ""),
-        errors={}))
+        "training", algorithm=algo.describe(), errors={}, **_target_context(algo, dataset, request.GET.get("target"))))
 
 
 def _detail_context(request, access, job) -> dict:
@@ -149,7 +175,17 @@ def _detail_context(request, access, job) -> dict:
         key_metric_name=key_name, key_metric_value=key_value,
         final_metrics=sorted((job.final_metrics or {}).items()),
         can_stop=access.can_edit and job.is_active,
+        result_plots=_result_plots(job),
     )
+
+
+def _result_plots(job) -> list[dict[str, Any]]:
+    """The stored plots with a DOM id each, so the page script can find the figure JSON of every chart."""
+    plots = []
+    for i, plot in enumerate(job.result_plots or []):
+        if isinstance(plot, dict) and plot.get("kind") in ("figure", "table"):
+            plots.append({**plot, "dom_id": f"result-plot-{i}", "data_id": f"result-plot-{i}-data"})
+    return plots
 
 
 @login_required

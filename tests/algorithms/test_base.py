@@ -224,8 +224,16 @@ def test_it_keeps_the_errors_when_the_exception_is_copied_for_a_task_result() ->
 
 def test_it_describes_an_algorithm_for_the_api_as_plain_json() -> None:
     described = LinearLearner.describe()
-    assert set(described) == {"name", "title", "task", "input", "target", "hyperparameters", "metrics",
-                              "default_objective"}
+    assert set(described) == {
+        "name",
+        "title",
+        "task",
+        "input",
+        "target",
+        "hyperparameters",
+        "metrics",
+        "default_objective",
+    }
     assert described["name"] == "linear-learner"
     assert described["input"] == "tabular"
     assert json.loads(json.dumps(described)) == described

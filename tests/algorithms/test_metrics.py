@@ -74,6 +74,35 @@ def test_it_matches_sklearn_f1_binary_and_macro() -> None:
     )
 
 
+@pytest.mark.parametrize("name", ["precision_score", "recall_score", "f1_score"])
+def test_it_matches_sklearn_precision_recall_and_f1(name: str) -> None:
+    ours, theirs = getattr(metrics, name), getattr(skm, name)
+    rng = np.random.default_rng(4)
+    truth = rng.integers(0, 2, size=300)
+    predicted = np.where(rng.random(300) < 0.7, truth, 1 - truth)
+    assert ours(truth, predicted) == pytest.approx(theirs(truth, predicted))
+    assert ours(truth, predicted, pos_label=0) == pytest.approx(theirs(truth, predicted, pos_label=0))
+    labels = np.array(["no", "yes"])
+    assert ours(labels[truth], labels[predicted], pos_label="yes") == pytest.approx(
+        theirs(labels[truth], labels[predicted], pos_label="yes")
+    )
+
+    truth = rng.integers(0, 4, size=300)
+    predicted = np.where(rng.random(300) < 0.6, truth, rng.integers(0, 5, size=300))  # class 4: never true
+    expected = theirs(truth, predicted, average="macro", zero_division=0)
+    assert ours(truth, predicted, average="macro") == pytest.approx(expected)
+    expected = theirs(truth, predicted, average="macro", labels=[0, 1, 2, 3], zero_division=0)
+    assert ours(truth, predicted, average="macro", labels=[0, 1, 2, 3]) == pytest.approx(expected)
+
+
+def test_it_scores_zero_precision_and_recall_when_undefined() -> None:
+    assert metrics.precision_score([1, 0, 1], [0, 0, 0]) == 0.0  # nothing predicted positive
+    assert metrics.recall_score([0, 0, 0], [1, 0, 0]) == 0.0  # no true positive exists
+    assert metrics.precision_score([1, 1], [1, 1]) == metrics.recall_score([1, 1], [1, 1]) == 1.0
+    with pytest.raises(ValueError, match="average"):
+        metrics.precision_score([0, 1], [0, 1], average="micro")
+
+
 def test_it_gives_zero_f1_when_nothing_is_predicted_positive() -> None:
     assert metrics.f1_score([1, 0, 1], [0, 0, 0]) == 0.0
     assert metrics.f1_score([0, 0], [0, 0]) == 0.0

@@ -10,7 +10,8 @@ pytestmark = pytest.mark.django_db
 def test_it_lists_algorithms_with_their_declarations(world):
     body = api_client(world.viewer).get("/api/v1/algorithms").json()
     linear = next(a for a in body if a["name"] == "linear-learner")
-    assert linear["input"] == "tabular"
+    assert linear["input"] == "tabular" and linear["target"] == "required"
+    assert all(a["target"] in {"required", "optional", "none"} for a in body)
     assert {"name", "title", "task", "hyperparameters", "metrics", "default_objective"} <= set(linear)
     for hp in linear["hyperparameters"]:
         assert hp["type"] in {"float", "int", "categorical", "bool"}

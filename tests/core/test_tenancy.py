@@ -45,6 +45,7 @@ def victims(world):
     return {
         "project_id": world.project.id, "slug": world.team.slug, "dataset_id": dataset.id, "job_id": job.id,
         "model_id": model.id, "token_id": token.id, "username": world.member.username,
+        "algorithm": "linear-learner",
     }
 
 

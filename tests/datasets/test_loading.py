@@ -50,16 +50,53 @@ def test_it_loads_without_a_target_for_unsupervised_algorithms(world):
 
 
 def test_it_names_the_rows_of_non_numeric_feature_values(world):
+    # Mostly numbers with a few words: a numeric column with typos, not a category.
     rows = [[i, "oops" if i in (3, 17) else i * 1.5, i] for i in range(1, 21)]
     with pytest.raises(DatasetError) as exc:
         load_tabular(dataset=upload(world, csv_bytes(rows, ["id", "price", "y"])), target="y")
-    assert "column 'price' has non-numeric values in rows 3, 17" in str(exc.value)
+    assert "column 'price' has non-numeric values in rows 3, 17 (e.g. 'oops')" in str(exc.value)
+    assert "while its other values are numbers" in str(exc.value)
 
 
 def test_it_lists_five_rows_then_counts_the_rest(world):
-    rows = [[f"v{i}", i] for i in range(1, 10)]
-    with pytest.raises(DatasetError, match=r"column 'city' has non-numeric values in rows 1, 2, 3, 4, 5 and 4 more"):
-        load_tabular(dataset=upload(world, csv_bytes(rows, ["city", "y"])), target="y")
+    rows = [[f"v{i}" if i < 10 else i, i] for i in range(1, 30)]
+    with pytest.raises(DatasetError, match=r"column 'size' has non-numeric values in rows 1, 2, 3, 4, 5 and 4 more"):
+        load_tabular(dataset=upload(world, csv_bytes(rows, ["size", "y"])), target="y")
+
+
+def test_it_reads_text_columns_as_categories_with_blank_for_missing(world):
+    content = csv_bytes([[1, "Paris", 10], [2, " Lyon ", 20], [3, "NA", 30], [4, "Paris", 40]], ["a", "city", "y"])
+    data = load_tabular(dataset=upload(world, content), target="y")
+    assert data.feature_names == ["a", "city"] and data.categorical == ["city"]
+    assert data.column("city").tolist() == ["Paris", "Lyon", "", "Paris"]
+    assert data.column("a").tolist() == [1, 2, 3, 4] and data.rows.tolist() == [1, 2, 3, 4]
+    with pytest.raises(DatasetError, match="text columns 'city' must be encoded first"):
+        data.X  # noqa: B018
+
+
+def test_it_keeps_the_file_row_numbers_of_the_rows_it_keeps(world):
+    content = csv_bytes([[1, "a"], [2, ""], [3, "b"]], ["x", "label"])
+    data = load_tabular(dataset=upload(world, content), target="label")
+    assert data.rows.tolist() == [1, 3]
+    subset = data.take(np.array([1]))
+    assert subset.rows.tolist() == [3] and subset.y.tolist() == ["b"] and subset.X.tolist() == [[3]]
+
+
+def test_it_reads_a_column_as_the_training_data_did_when_told(world):
+    # The validation file profiles 'code' as numbers, but training read it as text: it stays text.
+    dataset = upload(world, csv_bytes([[1, 7], [2, 8]], ["code", "y"]))
+    data = load_tabular(dataset=dataset, target="y", categorical=["code"])
+    assert data.categorical == ["code"] and data.column("code").tolist() == ["1", "2"]
+    # ...and a column training read as numbers must hold numbers.
+    other = upload(world, csv_bytes([["x", 7], ["y", 8]], ["code", "y"]), "other.csv")
+    with pytest.raises(DatasetError, match=r"column 'code' has non-numeric values in rows 1, 2"):
+        load_tabular(dataset=other, target="y", categorical=[])
+
+
+def test_it_leaves_out_excluded_columns(world):
+    dataset = upload(world, csv_bytes([[1, 2, "yes"], [3, 4, "no"]], ["a", "b", "label"]))
+    data = load_tabular(dataset=dataset, target="", exclude=["label"])
+    assert data.feature_names == ["a", "b"] and data.y is None
 
 
 @pytest.mark.parametrize(("target", "features", "message"), [
@@ -95,3 +132,5 @@ def test_it_reads_the_delimiter_found_at_upload(world):
     # "1,5" is a decimal comma: not a number in a CSV, and the error says so.
     with pytest.raises(DatasetError, match=r"column 'a' has non-numeric values in row 1 \(e\.g\. '1,5'\)"):
         load_tabular(dataset=upload(world, b"a;y\n1,5;3\n", "other.csv"), target="y")
+    with pytest.raises(DatasetError, match=r"rows 1, 2 \(e\.g\. '1\.200,50'\): numbers need '\.' for decimals"):
+        load_tabular(dataset=upload(world, b"a;y\n1.200,50;3\n3.400,25;4\n", "third.csv"), target="y")

@@ -43,7 +43,7 @@ def test_it_downloads_a_zip_that_loads_without_pickle(world, model, tmp_path):
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
     assert 'filename="houses-v1.zip"' in response["Content-Disposition"]
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
-        assert sorted(archive.namelist()) == ["arrays.npz", "manifest.json"]
+        assert sorted(archive.namelist()) == ["arrays.npz", "manifest.json", "preprocessing.json"]
         assert json.loads(archive.read("manifest.json"))["algorithm"] == "linear-learner"
         archive.extractall(tmp_path)
     estimator = load_model(tmp_path)

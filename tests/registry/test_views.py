@@ -35,6 +35,8 @@ def test_it_lists_models_and_shows_one(world, enqueued):
     body = detail.content.decode()
     assert detail.status_code == 200
     assert "manifest.json" in body and "arrays.npz" in body and "x1, x2, x3" in body
+    assert "preprocessing.json" in body and 'data-testid="model-preprocessing"' in body
+    assert "missing → training mean" in body and "3 columns → 3 features, missing values: mean" in body
     assert f"/projects/{world.project.id}/training/{job.id}/" in body
     assert f"/projects/{world.project.id}/models/{model.id}/download/" in body
     download = signed_in(world.viewer).get(page(world, f"{model.id}/download/"))

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from studio.core.storage import storage_save_stream
+from studio.datasets import services as dataset_services
 from studio.datasets.models import Dataset
 from studio.training import services
 from studio.training.models import TrainingJob
 from studio.training.tasks import training_job_run_task
-from tests.conftest import classification_csv, regression_csv
+from tests.conftest import classification_csv, csv_bytes, regression_csv
 
 
 def dataset_from_csv(project, *, name: str = "houses", content: bytes | None = None, target: str = "",
@@ -27,6 +30,53 @@ def dataset_from_csv(project, *, name: str = "houses", content: bytes | None = N
         size_bytes=size, sha256=sha, rows=rows, columns=[{"name": c, "dtype": "float"} for c in header],
         target=target,
     )
+
+
+def uploaded_dataset(world, content: bytes, *, name: str, target: str = "") -> Dataset:
+    """A dataset through the real upload service, so its columns are profiled (text columns are 'string')."""
+    return dataset_services.dataset_upload(user=world.member, project=world.project, name=name, target=target,
+                                           upload=SimpleUploadedFile(f"{name}.csv", content))
+
+
+def mixed_classification_csv(n: int = 300, seed: int = 0) -> bytes:
+    """Churn from two numbers and a city, with gaps: a text feature and missing cells of both kinds.
+
+    plan is 'pro' for a third of the rows, and pro customers churn less; age has ~5% empty cells and
+    city ~5% empty cells.
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2))
+    city = rng.choice(["Paris", "Lyon", "Nice", "Lille"], size=n)
+    plan = np.where(rng.random(n) < 1 / 3, "pro", "basic")
+    score = x[:, 0] + x[:, 1] + np.where(plan == "pro", -1.5, 0.5)
+    label = np.where(score > 0, "yes", "no")
+    rows = []
+    for i in range(n):
+        age = "" if rng.random() < 0.05 else round(40 + 10 * x[i, 0], 2)
+        rows.append([age, round(x[i, 1], 4), "" if rng.random() < 0.05 else city[i], plan[i], label[i]])
+    return csv_bytes(rows, ["age", "usage", "city", "plan", "churned"])
+
+
+def blobs_csv(n: int = 240, seed: int = 0, *, label_column: str = "") -> bytes:
+    """Three well separated blobs in three numeric columns (and their blob as a text label, if asked)."""
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0, 0, 0], [8, 8, 0], [0, 8, 8]], dtype=float)
+    blob = rng.integers(0, 3, size=n)
+    x = centers[blob] + rng.normal(scale=0.6, size=(n, 3))
+    rows = [[round(float(v), 4) for v in x[i]] + ([f"g{blob[i]}"] if label_column else []) for i in range(n)]
+    return csv_bytes(rows, ["a", "b", "c", *([label_column] if label_column else [])])
+
+
+def anomalies_csv(n: int = 300, n_anomalies: int = 12, seed: int = 0) -> bytes:
+    """Normal rows around 0 and a few far away, labelled 0/1 in 'is_anomaly'."""
+    rng = np.random.default_rng(seed)
+    normal = rng.normal(size=(n - n_anomalies, 2))
+    far = rng.normal(loc=7, size=(n_anomalies, 2))
+    x = np.vstack([normal, far])
+    label = np.r_[np.zeros(n - n_anomalies, dtype=int), np.ones(n_anomalies, dtype=int)]
+    order = rng.permutation(n)
+    rows = [[round(float(x[i, 0]), 4), round(float(x[i, 1]), 4), int(label[i])] for i in order]
+    return csv_bytes(rows, ["x1", "x2", "is_anomaly"])
 
 
 def classification_dataset(project, name: str = "churn") -> Dataset:

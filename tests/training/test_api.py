@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 JOB_FIELDS = {
     "id", "name", "algorithm", "status", "status_message", "failure_reason", "hyperparameters", "final_metrics",
     "model", "created_by", "created_at", "started_at", "ended_at", "duration_seconds", "rule_results",
-    "dataset", "validation_dataset", "target", "validation_fraction", "max_runtime_seconds",
+    "dataset", "validation_dataset", "target", "validation_fraction", "max_runtime_seconds", "missing_values",
 }
 
 
@@ -32,6 +32,7 @@ def test_it_creates_a_job_and_returns_it(world, enqueued, django_capture_on_comm
     assert body["status"] == "pending" and body["name"] == "houses-1" and body["created_by"] == "mark"
     assert body["dataset"] == str(dataset.id) and body["model"] is None and body["rule_results"] == []
     assert body["hyperparameters"]["epochs"] == 3 and body["validation_fraction"] == 0.25
+    assert body["missing_values"] == "mean"
     assert enqueued == [body["id"]]
 
 
@@ -56,6 +57,7 @@ def test_it_names_each_bad_hyperparameter_in_a_400(world):
     ({"dataset": "00000000-0000-0000-0000-000000000000"}, "dataset", "No dataset"),
     ({"dataset": "not-a-uuid"}, "dataset", "UUID"),
     ({"validation_fraction": 0.9}, "validation_fraction", "between 0 and 0.5"),
+    ({"missing_values": "guess"}, "missing_values", "one of mean, median, zero, drop_rows, fail (got 'guess')"),
 ])
 def test_it_answers_400_naming_the_field(world, body, field, words):
     dataset = dataset_from_csv(world.project)
@@ -90,9 +92,12 @@ def test_it_lists_and_shows_jobs(world, enqueued):
     listing = client.get(url(world)).json()
     assert listing["count"] == 2 and {j["name"] for j in listing["results"]} == {"done", "waiting"}
     assert [j["name"] for j in client.get(url(world) + "?status=completed").json()["results"]] == ["done"]
+    assert set(listing["results"][0]) == JOB_FIELDS  # lists leave the result plots out
     body = client.get(url(world, f"/{done.id}")).json()
-    assert set(body) == JOB_FIELDS
+    assert set(body) == JOB_FIELDS | {"result_plots"}
     assert body["status"] == "completed" and body["model"] == str(done.model.id)
+    assert [p["id"] for p in body["result_plots"]] == ["predicted_vs_actual", "residuals"]
+    assert body["result_plots"][0]["kind"] == "figure" and body["result_plots"][0]["figure"]["data"]
     assert body["final_metrics"]["validation:r2"] > 0.9 and body["duration_seconds"] >= 0
 
 
@@ -143,3 +148,12 @@ def test_it_describes_the_routes_in_the_schema(world):
     for path in (base, base + "/{job_id}", base + "/{job_id}/metrics", base + "/{job_id}/logs",
                  base + "/{job_id}/stop"):
         assert path in paths, path
+
+
+def test_it_takes_the_missing_values_strategy(world, enqueued):
+    dataset = dataset_from_csv(world.project)
+    response = api_client(world.member).post(url(world), {
+        "algorithm": "linear-learner", "dataset": str(dataset.id), "target": "price", "missing_values": "drop_rows",
+    }, format="json")
+    assert response.status_code == 201 and response.json()["missing_values"] == "drop_rows"
+    assert TrainingJob.objects.get().missing_values == "drop_rows"

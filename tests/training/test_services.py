@@ -6,6 +6,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
+from algorithms import UnknownAlgorithm, get_algorithm
 from studio.accounts.models import AuditEvent
 from studio.core.errors import Conflict
 from studio.registry.models import Model
@@ -79,6 +80,7 @@ def test_it_names_each_bad_hyperparameter_and_its_range(world):
     ("max_runtime_seconds", {"max_runtime_seconds": 0}, "between 1 and"),
     ("name", {"name": "has spaces"}, "letters, digits"),
     ("hyperparameters", {"hyperparameters": [1, 2]}, "object"),
+    ("missing_values", {"missing_values": "impute"}, "must be one of mean, median, zero, drop_rows, fail"),
 ])
 def test_it_rejects_bad_fields_with_a_message(world, field, kwargs, words):
     dataset = dataset_from_csv(world.project)
@@ -86,6 +88,51 @@ def test_it_rejects_bad_fields_with_a_message(world, field, kwargs, words):
         services.training_job_create(user=world.member, project=world.project, algorithm="linear-learner",
                                      dataset=dataset, target="price", **kwargs)
     assert words in errors_of(excinfo)[field][0]
+
+
+def registered(name: str) -> str:
+    try:
+        get_algorithm(name)
+    except UnknownAlgorithm:
+        pytest.skip(f"{name} is not registered yet")
+    return name
+
+
+def test_it_defaults_missing_values_to_mean_and_keeps_a_chosen_strategy(world, enqueued):
+    dataset = dataset_from_csv(world.project)
+    assert new_job(world, dataset=dataset).missing_values == "mean"
+    assert new_job(world, dataset=dataset, name="m", missing_values=" median ").missing_values == "median"
+
+
+def test_it_refuses_a_target_for_an_algorithm_that_takes_none(world):
+    name = registered("kmeans")
+    dataset = dataset_from_csv(world.project, target="price")
+    with pytest.raises(ValidationError) as excinfo:
+        services.training_job_create(user=world.member, project=world.project, algorithm=name, dataset=dataset,
+                                     target="price")
+    assert errors_of(excinfo)["target"] == [f"{name} takes no target: it learns from the feature columns alone. "
+                                            "Leave target empty."]
+
+
+def test_it_needs_no_target_for_unsupervised_algorithms_and_does_not_borrow_the_datasets(world, enqueued):
+    name = registered("kmeans")
+    dataset = dataset_from_csv(world.project, target="price")
+    job = services.training_job_create(user=world.member, project=world.project, algorithm=name, dataset=dataset)
+    assert job.target == ""
+
+
+def test_it_takes_optional_labels_but_never_guesses_them(world, enqueued):
+    name = registered("random-cut-forest")
+    dataset = dataset_from_csv(world.project, target="price")
+    without = services.training_job_create(user=world.member, project=world.project, algorithm=name, dataset=dataset)
+    assert without.target == ""
+    labelled = services.training_job_create(user=world.member, project=world.project, algorithm=name,
+                                            dataset=dataset, target="x1", name="labelled")
+    assert labelled.target == "x1"
+    with pytest.raises(ValidationError) as excinfo:
+        services.training_job_create(user=world.member, project=world.project, algorithm=name, dataset=dataset,
+                                     target="nope")
+    assert "'nope' is not a column" in errors_of(excinfo)["target"][0]
 
 
 def test_it_refuses_datasets_of_other_projects_and_unready_ones(world):
@@ -273,3 +320,18 @@ def test_the_reconcile_task_calls_the_service(world, enqueued):
     from studio.training.tasks import training_jobs_reconcile_task
 
     assert training_jobs_reconcile_task.apply().get() == {"failed": 0, "requeued": 0}
+
+
+def test_it_lowers_data_bound_defaults_to_fit_a_small_dataset_but_never_a_given_value(world, enqueued):
+    pca, kmeans = registered("pca"), registered("kmeans")
+    small = dataset_from_csv(world.project, name="small", content=csv_bytes([[1, 2, 3]] * 5, ["a", "b", "c"]))
+    job = services.training_job_create(user=world.member, project=world.project, algorithm=pca, dataset=small)
+    assert job.hyperparameters["num_components"] == 3  # declared default 10 > 3 feature columns
+    clusters = services.training_job_create(user=world.member, project=world.project, algorithm=kmeans,
+                                            dataset=small, name="few-rows")
+    assert clusters.hyperparameters["k"] == 4  # 8 clusters of 4 training rows cannot be; 5 rows, 20% held out
+    given = services.training_job_create(user=world.member, project=world.project, algorithm=pca, dataset=small,
+                                         hyperparameters={"num_components": 7}, name="as-given")
+    assert given.hyperparameters["num_components"] == 7  # the algorithm explains the problem at run time
+    big = dataset_from_csv(world.project)  # 200 rows, 4 columns
+    assert services.data_bound_defaults(get_algorithm(kmeans), dataset=big) == {}

@@ -38,7 +38,8 @@ def test_it_trains_a_regressor_and_registers_its_model(world, enqueued):
     assert model.name == "houses-v1" and model.algorithm == "linear-learner" and model.target == "price"
     assert model.feature_names == ["x1", "x2", "x3"] and model.metrics == job.final_metrics
     assert model.hyperparameters["epochs"] == 6 and model.created_by == world.member
-    assert sorted(name.rsplit("/", 1)[1] for name in model.artifact_files) == ["arrays.npz", "manifest.json"]
+    assert sorted(name.rsplit("/", 1)[1] for name in model.artifact_files) == [
+        "arrays.npz", "manifest.json", "preprocessing.json"]
     assert all(name.startswith(f"projects/{world.project.id}/models/{model.id}/") for name in model.artifact_files)
     assert model.size_bytes == sum(default_storage.size(name) for name in model.artifact_files)
 

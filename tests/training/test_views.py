@@ -5,7 +5,7 @@ import re
 import pytest
 from django.test import Client
 
-from algorithms import LinearLearner
+from algorithms import LinearLearner, UnknownAlgorithm, get_algorithm
 from studio.training.models import TrainingJob
 from tests.conftest import PASSWORD
 from tests.training.factories import dataset_from_csv, new_job, run_job
@@ -149,3 +149,95 @@ def test_it_hides_every_training_page_from_outsiders(world, enqueued):
         assert client.get(page(world, suffix)).status_code == 404, suffix
     assert client.post(page(world, f"{job.id}/stop/")).status_code == 404
     assert client.post(page(world, "new/"), {"algorithm": "linear-learner"}).status_code == 404
+
+
+def test_it_offers_the_missing_values_strategies_and_posts_the_chosen_one(world, enqueued):
+    dataset = dataset_from_csv(world.project)
+    client = signed_in(world.member)
+    body = client.get(page(world, "new/")).content.decode()
+    for value in ("mean", "median", "zero", "drop_rows", "fail"):
+        assert f'<option value="{value}"' in body
+    assert '<option value="mean" selected>' in body
+    response = client.post(page(world, "new/"), {
+        "algorithm": "linear-learner", "name": "dropping", "dataset": str(dataset.id), "target": "price",
+        "validation_fraction": "0.2", "missing_values": "drop_rows",
+    })
+    assert response.status_code == 302
+    job = TrainingJob.objects.get(name="dropping")
+    assert job.missing_values == "drop_rows"
+    shown = signed_in(world.viewer).get(page(world, f"{job.id}/")).content.decode()
+    assert "Drop rows with a missing value" in shown and "(drop_rows)" in shown
+    bad = client.post(page(world, "new/"), {"algorithm": "linear-learner", "dataset": str(dataset.id),
+                                            "target": "price", "missing_values": "guess"})
+    assert bad.status_code == 400 and "missing_values must be one of" in bad.content.decode()
+
+
+def test_it_preselects_the_algorithm_from_the_catalog_link(world):
+    dataset_from_csv(world.project)
+    body = signed_in(world.member).get(page(world, "new/?algorithm=random-cut-forest")).content.decode()
+    assert '<option value="random-cut-forest" selected>' in body
+    assert 'name="hp_num_trees"' in body and 'name="hp_epochs"' not in body
+    unknown = signed_in(world.member).get(page(world, "new/?algorithm=nope")).content.decode()
+    assert '<option value="linear-learner" selected>' in unknown
+
+
+def test_it_shapes_the_target_field_by_what_the_algorithm_needs(world):
+    dataset = dataset_from_csv(world.project, target="price")
+    client = signed_in(world.member)
+    required = client.get(page(world, f"new/target/?dataset={dataset.id}&algorithm=linear-learner")).content.decode()
+    assert '<option value="price" selected>' in required and "(optional)" not in required
+    optional = client.get(page(world, f"new/target/?dataset={dataset.id}&algorithm=random-cut-forest")).content.decode()
+    assert "(optional)" in optional and '<option value="price" selected>' not in optional
+    assert "used only to report AUC" in optional and "except 'price' is a feature" in optional
+    # Changing the algorithm swaps its target field too (out of band), keeping the chosen dataset.
+    swap = client.get(page(world, f"new/hyperparameters/?algorithm=random-cut-forest&dataset={dataset.id}"
+                                  "&target=price"))
+    text = swap.content.decode()
+    assert 'id="hyperparameters"' in text and 'id="target-field" hx-swap-oob="true"' in text and "(optional)" in text
+    assert '<option value="price" selected>' not in text  # the regression target is no anomaly label
+    back = client.get(page(world, f"new/hyperparameters/?algorithm=linear-learner&dataset={dataset.id}&target=x1"))
+    assert '<option value="x1" selected>' in back.content.decode()
+
+
+def test_it_hides_the_target_for_an_algorithm_that_takes_none(world):
+    try:
+        get_algorithm("kmeans")
+    except UnknownAlgorithm:
+        pytest.skip("kmeans is not registered yet")
+    dataset = dataset_from_csv(world.project, target="price")
+    body = signed_in(world.member).get(page(world, f"new/?algorithm=kmeans&dataset={dataset.id}")).content.decode()
+    assert 'data-testid="no-target"' in body and 'name="target" value=""' in body and 'id="id_target"' not in body
+    assert "takes no target" in body and "'price', the dataset's target column, is left out" in body
+
+
+def test_it_renders_the_result_plots_of_a_completed_job_in_the_panel(world, enqueued):
+    job = run_job(new_job(world, name="houses-plots"))
+    for suffix in (f"{job.id}/", f"{job.id}/panel/"):  # the panel is what the page swaps in when the job ends
+        body = signed_in(world.viewer).get(page(world, suffix)).content.decode()
+        assert 'data-testid="result-plots"' in body and "Predicted vs actual" in body
+        assert body.count('data-testid="result-plot"') == 2
+        assert '<script id="result-plot-0-data" type="application/json">{"data": [' in body
+        assert 'data-result-figure="result-plot-1-data"' in body
+
+
+def test_it_renders_a_result_table_as_html(world, enqueued):
+    job = new_job(world)
+    TrainingJob.objects.filter(id=job.id).update(status="completed", result_plots=[
+        {"id": "neighbors", "title": "Nearest neighbors of a sample row", "kind": "table",
+         "columns": ["neighbor", "training row", "distance", "label"], "rows": [[1, 17, 0.25, "<b>yes</b>"]],
+         "note": "The 1 training rows nearest to validation row 3."},
+    ])
+    body = signed_in(world.viewer).get(page(world, f"{job.id}/panel/")).content.decode()
+    assert 'data-testid="result-table"' in body and "<td class=\"num\">17</td>" in body
+    assert "&lt;b&gt;yes&lt;/b&gt;" in body  # labels come from user data: escaped
+
+
+def test_it_leaves_data_bound_hyperparameters_empty_with_their_rule(world):
+    try:
+        get_algorithm("pca")
+    except UnknownAlgorithm:
+        pytest.skip("pca is not registered yet")
+    dataset_from_csv(world.project)
+    body = signed_in(world.member).get(page(world, "new/?algorithm=pca")).content.decode()
+    assert re.search(r'name="hp_num_components" value="" step="1" min="1" max="\d+" placeholder="10"', body)
+    assert "Empty: 10, or the number of feature columns when the dataset has fewer." in body

@@ -1,0 +1,441 @@
+"""Result plots of a fitted model, drawn by the worker once training ends and stored on the job.
+
+The figure is chosen by the fitted estimator's ``task_`` (classification, regression, clustering,
+dimensionality reduction, anomaly detection), plus a neighbors table for a nearest-neighbors model.
+Every function returns plain dicts (plotly figure JSON, or a small table) built from a bounded sample
+of at most :data:`MAX_POINTS` rows, so a job row stays small whatever the dataset size. The page
+renders them with plotly.js; nothing here imports plotly.
+
+A plot is ``{"id", "title", "kind": "figure", "figure": {"data", "layout"}, "note"}`` or
+``{"id", "title", "kind": "table", "columns": [...], "rows": [[...]], "note"}``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+MAX_POINTS = 2_000  # sampled rows drawn per job
+MAX_CLASSES = 20  # classes shown in a confusion matrix
+MAX_ROC_CLASSES = 10  # one-vs-rest curves drawn for a multiclass model
+MAX_CURVE_POINTS = 200  # points kept per ROC curve
+MAX_CLUSTER_TRACES = 20
+MAX_NEIGHBORS = 10
+
+# Above the plot area, right-aligned: never on top of bars or points.
+TOP_LEGEND = {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"}
+
+CLASSIFICATION_TASKS = ("binary_classification", "multiclass_classification")
+
+
+def sample_indices(n: int, *, limit: int = MAX_POINTS, seed: int = 0) -> np.ndarray:
+    """At most ``limit`` row positions out of ``n``, drawn with a fixed seed, in increasing order."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def result_plots(
+    estimator: Any,
+    X: np.ndarray,
+    y: np.ndarray | None,
+    *,
+    channel: str = "validation",
+    rows: np.ndarray | None = None,
+    y_train: np.ndarray | None = None,
+    train_rows: np.ndarray | None = None,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """The plots that fit ``estimator.task_``, drawn on a sample of ``X`` (the ``channel`` rows).
+
+    ``rows`` are the file's data-row numbers of ``X``; ``y_train`` and ``train_rows`` describe the rows a
+    nearest-neighbors model memorized, so its neighbors table can show their labels.
+    """
+    index = sample_indices(X.shape[0], seed=seed)
+    X_s = X[index]
+    y_s = None if y is None else np.asarray(y)[index]
+    rows_s = None if rows is None else np.asarray(rows)[index]
+    where = _sample_phrase(len(index), X.shape[0], channel)
+    task = getattr(estimator, "task_", "")
+    plots: list[dict[str, Any]] = []
+    if task in CLASSIFICATION_TASKS and y_s is not None:
+        plots += classification_plots(estimator, X_s, y_s, where=where)
+    elif task == "regression" and y_s is not None:
+        plots += regression_plots(estimator, X_s, y_s, where=where)
+    elif task == "clustering":
+        plots += clustering_plots(estimator, X_s, where=where)
+    elif task == "dimensionality_reduction":
+        plots += dimensionality_reduction_plots(estimator, X_s, where=where)
+    elif task == "anomaly_detection":
+        plots += anomaly_plots(estimator, X_s, y_s, where=where)
+    if callable(getattr(estimator, "kneighbors", None)) and X_s.shape[0]:
+        plots.append(neighbors_table(estimator, X_s, y_s, rows=rows_s, y_train=y_train, train_rows=train_rows,
+                                     channel=channel))
+    return plots
+
+
+# --- classification ---------------------------------------------------------------------------------
+
+
+def classification_plots(estimator: Any, X: np.ndarray, y: np.ndarray, *, where: str) -> list[dict[str, Any]]:
+    predicted = np.asarray(estimator.predict(X))
+    classes = _classes(estimator, y, predicted)
+    plots = [confusion_matrix_plot(y, predicted, classes, where=where)]
+    roc = roc_plot(estimator, X, y, classes, where=where)
+    if roc is not None:
+        plots.append(roc)
+    return plots
+
+
+def _classes(estimator: Any, y: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    classes = getattr(estimator, "classes_", None)
+    if classes is not None and np.ndim(classes) == 1 and len(classes):
+        return np.asarray(classes)
+    return np.unique(np.concatenate([np.asarray(y), predicted]))
+
+
+def confusion_matrix_plot(truth: np.ndarray, predicted: np.ndarray, classes: np.ndarray, *,
+                          where: str) -> dict[str, Any]:
+    truth, predicted = np.asarray(truth), np.asarray(predicted)
+    shown = classes
+    note = where
+    if len(classes) > MAX_CLASSES:
+        # The most frequent true classes; rows of the others are left out of the picture, not the metrics.
+        counts = np.array([(truth == c).sum() for c in classes])
+        shown = classes[np.sort(np.argsort(-counts, kind="stable")[:MAX_CLASSES])]
+        note += f"; the {MAX_CLASSES} most frequent of {len(classes)} classes"
+    position = {_key(c): i for i, c in enumerate(shown)}
+    matrix = np.zeros((len(shown), len(shown)), dtype=np.int64)
+    for t, p in zip(truth.tolist(), predicted.tolist(), strict=True):
+        i, j = position.get(_key(t)), position.get(_key(p))
+        if i is not None and j is not None:
+            matrix[i, j] += 1
+    labels = [_label(c) for c in shown]
+    accuracy = float(np.trace(matrix) / matrix.sum()) if matrix.sum() else math.nan
+    if math.isfinite(accuracy):
+        note += f"; {accuracy:.1%} on the diagonal"
+    return _figure(
+        "confusion_matrix", "Confusion matrix",
+        [{"type": "heatmap", "z": matrix.tolist(), "x": labels, "y": labels, "colorscale": "Blues",
+          "reversescale": True, "texttemplate": "%{z}", "showscale": False,
+          "hovertemplate": "true %{y}<br>predicted %{x}<br>%{z} rows<extra></extra>"}],
+        {"xaxis": {"title": {"text": "predicted"}, "type": "category", "side": "bottom"},
+         "yaxis": {"title": {"text": "true"}, "type": "category", "autorange": "reversed"}},
+        note=note,
+    )
+
+
+def roc_curve(positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """(false positive rates, true positive rates, AUC) of ``score`` ranking ``positive``; None if one class."""
+    positive = np.asarray(positive, dtype=bool)
+    score = np.asarray(score, dtype=np.float64)
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    order = np.argsort(-score, kind="stable")
+    score, positive = score[order], positive[order]
+    # One point per distinct score: tied rows move the curve together (a diagonal step).
+    last_of_run = np.r_[np.nonzero(np.diff(score))[0], score.size - 1]
+    tps = np.cumsum(positive)[last_of_run]
+    fps = (last_of_run + 1) - tps
+    tpr = np.r_[0.0, tps / n_pos]
+    fpr = np.r_[0.0, fps / n_neg]
+    auc = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))  # trapezoids under the curve
+    if fpr.size > MAX_CURVE_POINTS:
+        keep = np.unique(np.linspace(0, fpr.size - 1, MAX_CURVE_POINTS).round().astype(int))
+        fpr, tpr = fpr[keep], tpr[keep]
+    return fpr, tpr, auc
+
+
+def roc_plot(estimator: Any, X: np.ndarray, y: np.ndarray, classes: np.ndarray, *,
+             where: str) -> dict[str, Any] | None:
+    proba = _probabilities(estimator, X)
+    if proba is None or proba.ndim != 2 or proba.shape[1] != len(classes) or len(classes) < 2:
+        return None
+    truth = np.asarray([_key(v) for v in np.asarray(y).tolist()], dtype=object)
+    keys = [_key(c) for c in classes]
+    traces: list[dict[str, Any]] = []
+    if len(classes) == 2:
+        curves = [(1, f"{_label(classes[1])} vs {_label(classes[0])}")]
+        title = "ROC curve"
+    else:
+        counts = [(truth == k).sum() for k in keys]
+        top = sorted(range(len(classes)), key=lambda i: -counts[i])[:MAX_ROC_CLASSES]
+        curves = [(i, f"{_label(classes[i])} vs rest") for i in sorted(top)]
+        title = "ROC curves (one vs rest)"
+    for column, name in curves:
+        curve = roc_curve(truth == keys[column], proba[:, column])
+        if curve is None:
+            continue
+        fpr, tpr, auc = curve
+        traces.append({"type": "scatter", "mode": "lines", "x": _round(fpr), "y": _round(tpr),
+                       "name": f"{name} (AUC {auc:.3f})"})
+    if not traces:
+        return None
+    traces.append({"type": "scatter", "mode": "lines", "x": [0, 1], "y": [0, 1], "name": "chance",
+                   "line": {"dash": "dash", "color": "#9aa0a6"}, "hoverinfo": "skip"})
+    note = where
+    if len(classes) > MAX_ROC_CLASSES:
+        note += f"; the {MAX_ROC_CLASSES} most frequent of {len(classes)} classes"
+
+    return _figure("roc", title, traces, {
+        "xaxis": {"title": {"text": "false positive rate"}, "range": [0, 1]},
+        "yaxis": {"title": {"text": "true positive rate"}, "range": [0, 1.02]},
+        "showlegend": True, "legend": {"x": 0.98, "xanchor": "right", "y": 0.02, "yanchor": "bottom"},
+    }, note=note)
+
+
+def _probabilities(estimator: Any, X: np.ndarray) -> np.ndarray | None:
+    method = getattr(estimator, "predict_proba", None)
+    if not callable(method):
+        return None
+    try:
+        return np.asarray(method(X), dtype=np.float64)
+    except (AttributeError, NotImplementedError, ValueError, TypeError):
+        return None
+
+
+# --- regression ----------------------------------------------------------------------------------------
+
+
+def regression_plots(estimator: Any, X: np.ndarray, y: np.ndarray, *, where: str) -> list[dict[str, Any]]:
+    actual = np.asarray(y, dtype=np.float64)
+    predicted = np.asarray(estimator.predict(X), dtype=np.float64).reshape(-1)
+    finite = np.isfinite(actual) & np.isfinite(predicted)
+    actual, predicted = actual[finite], predicted[finite]
+    low = float(min(actual.min(), predicted.min())) if actual.size else 0.0
+    high = float(max(actual.max(), predicted.max())) if actual.size else 1.0
+    scatter = _figure("predicted_vs_actual", "Predicted vs actual", [
+        {"type": "scatter", "mode": "markers", "x": _round(actual), "y": _round(predicted), "name": "rows",
+         "marker": {"size": 5, "opacity": 0.6},
+         "hovertemplate": "actual %{x}<br>predicted %{y}<extra></extra>"},
+        {"type": "scatter", "mode": "lines", "x": [_r(low), _r(high)], "y": [_r(low), _r(high)],
+         "name": "predicted = actual", "line": {"dash": "dash", "color": "#9aa0a6"}, "hoverinfo": "skip"},
+    ], {"xaxis": {"title": {"text": "actual"}}, "yaxis": {"title": {"text": "predicted"}}, "showlegend": False},
+        note=where)
+    residuals = actual - predicted
+    note = where
+    if residuals.size:
+        note += f"; mean residual {np.mean(residuals):.4g}, std {np.std(residuals):.4g}"
+    histogram = _figure("residuals", "Residuals (actual − predicted)", [  # noqa: RUF001
+        {"type": "histogram", "x": _round(residuals), "nbinsx": 40, "name": "residuals"},
+    ], {"xaxis": {"title": {"text": "residual"}}, "yaxis": {"title": {"text": "rows"}}, "bargap": 0.02,
+        "shapes": [_vline(0.0)]}, note=note)
+    return [scatter, histogram]
+
+
+# --- clustering and projections -----------------------------------------------------------------------
+
+
+def principal_axes(X: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, axes (k, d), explained variance ratio (k,)) of ``X`` by SVD of the centred sample.
+
+    With fewer than ``k`` dimensions the missing axes are zero, so every point still gets k coordinates.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    mean = X.mean(axis=0) if X.shape[0] else np.zeros(X.shape[1])
+    centred = X - mean
+    axes = np.zeros((k, X.shape[1]))
+    ratio = np.zeros(k)
+    if X.shape[0] >= 2:
+        _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+        m = min(k, vt.shape[0])
+        axes[:m] = vt[:m]
+        total = float((singular**2).sum())
+        if total > 0:
+            ratio[:m] = singular[:m] ** 2 / total
+    return mean, axes, ratio
+
+
+def clustering_plots(estimator: Any, X: np.ndarray, *, where: str) -> list[dict[str, Any]]:
+    labels = np.asarray(estimator.predict(X)).astype(np.int64).reshape(-1)
+    mean, axes, ratio = principal_axes(X)
+    points = (X - mean) @ axes.T
+    traces: list[dict[str, Any]] = []
+    clusters = np.unique(labels)
+    sizes = {int(c): int((labels == c).sum()) for c in clusters}
+    ranked = sorted(sizes, key=lambda c: (-sizes[c], c))
+    shown = set(ranked[:MAX_CLUSTER_TRACES])
+    for c in sorted(shown):
+        mask = labels == c
+        traces.append({"type": "scattergl" if mask.sum() > 1000 else "scatter", "mode": "markers",
+                       "x": _round(points[mask, 0]), "y": _round(points[mask, 1]),
+                       "name": f"cluster {c} ({sizes[c]})", "marker": {"size": 5, "opacity": 0.7}})
+    rest = ~np.isin(labels, list(shown))
+    if rest.any():
+        traces.append({"type": "scatter", "mode": "markers", "x": _round(points[rest, 0]),
+                       "y": _round(points[rest, 1]), "name": f"{len(clusters) - len(shown)} other clusters",
+                       "marker": {"size": 4, "color": "#9aa0a6"}})
+    centers = getattr(estimator, "cluster_centers_", None)
+    if centers is not None and np.ndim(centers) == 2 and np.shape(centers)[1] == X.shape[1]:
+        projected = (np.asarray(centers, dtype=np.float64) - mean) @ axes.T
+        traces.append({"type": "scatter", "mode": "markers+text", "x": _round(projected[:, 0]),
+                       "y": _round(projected[:, 1]), "name": "centers",
+                       "text": [str(i) for i in range(projected.shape[0])], "textposition": "top center",
+                       "marker": {"symbol": "x", "size": 12, "color": "#111", "line": {"width": 2}}})
+    note = (f"{where}; the first two principal components of the sample explain "
+            f"{ratio[0]:.0%} and {ratio[1]:.0%} of its variance")
+    scatter = _figure("clusters", "Clusters on the first two principal components", traces, {
+        "xaxis": {"title": {"text": "PC 1"}, "zeroline": False},
+        "yaxis": {"title": {"text": "PC 2"}, "zeroline": False}, "showlegend": True,
+    }, note=note)
+    ordered = sorted(sizes)
+    bars = _figure("cluster_sizes", "Cluster sizes", [
+        {"type": "bar", "x": [str(c) for c in ordered], "y": [sizes[c] for c in ordered], "name": "rows"},
+    ], {"xaxis": {"title": {"text": "cluster"}, "type": "category"}, "yaxis": {"title": {"text": "rows"}}},
+        note=where)
+    return [scatter, bars]
+
+
+def dimensionality_reduction_plots(estimator: Any, X: np.ndarray, *, where: str) -> list[dict[str, Any]]:
+    plots: list[dict[str, Any]] = []
+    ratio = getattr(estimator, "explained_variance_ratio_", None)
+    if ratio is not None and np.size(ratio):
+        ratio = np.asarray(ratio, dtype=np.float64).reshape(-1)
+        components = [f"PC {i + 1}" for i in range(ratio.size)]
+        cumulative = np.cumsum(ratio)
+        plots.append(_figure("scree", "Explained variance per component", [
+            {"type": "bar", "x": components, "y": _round(ratio), "name": "component"},
+            {"type": "scatter", "mode": "lines+markers", "x": components, "y": _round(cumulative),
+             "name": "cumulative"},
+        ], {"xaxis": {"title": {"text": "component"}, "type": "category"},
+            "yaxis": {"title": {"text": "share of variance"}, "range": [0, 1.05], "tickformat": ".0%"},
+            "showlegend": True, "legend": TOP_LEGEND},
+            note=f"the {ratio.size} components explain {cumulative[-1]:.1%} of the training data's variance"))
+    transform = getattr(estimator, "transform", None)
+    if callable(transform) and X.shape[0]:
+        projected = np.asarray(transform(X), dtype=np.float64)
+        if projected.ndim == 2 and projected.shape[1] >= 1:
+            second = projected[:, 1] if projected.shape[1] >= 2 else np.zeros(projected.shape[0])
+            plots.append(_figure("projection", "Rows on the first two components", [
+                {"type": "scattergl" if projected.shape[0] > 1000 else "scatter", "mode": "markers",
+                 "x": _round(projected[:, 0]), "y": _round(second), "name": "rows",
+                 "marker": {"size": 5, "opacity": 0.6}},
+            ], {"xaxis": {"title": {"text": "component 1"}}, "yaxis": {"title": {"text": "component 2"}}},
+                note=where))
+    return plots
+
+
+# --- anomaly detection -----------------------------------------------------------------------------------
+
+
+def anomaly_plots(estimator: Any, X: np.ndarray, y: np.ndarray | None, *, where: str) -> list[dict[str, Any]]:
+    scores = np.asarray(estimator.score_samples(X), dtype=np.float64).reshape(-1)
+    threshold = getattr(estimator, "threshold_", None)
+    threshold = float(threshold) if threshold is not None and math.isfinite(float(threshold)) else None
+    traces: list[dict[str, Any]] = []
+    labels = _binary_labels(y)
+    if labels is not None:
+        for value, name in ((0, "normal (label 0)"), (1, "anomaly (label 1)")):
+            mask = labels == value
+            if mask.any():
+                traces.append({"type": "histogram", "x": _round(scores[mask]), "name": name, "opacity": 0.65,
+                               "nbinsx": 40})
+    else:
+        traces.append({"type": "histogram", "x": _round(scores), "name": "rows", "nbinsx": 40})
+    layout: dict[str, Any] = {"xaxis": {"title": {"text": "anomaly score (higher = more anomalous)"}},
+                              "yaxis": {"title": {"text": "rows"}}, "barmode": "overlay", "bargap": 0.02,
+                              "showlegend": labels is not None, "legend": TOP_LEGEND}
+    note = where
+    if threshold is not None:
+        layout["shapes"] = [_vline(threshold, color="#c5221f")]
+        layout["annotations"] = [{"x": _r(threshold), "y": 1, "yref": "paper", "text": "threshold",
+                                  "showarrow": False, "xanchor": "left", "yanchor": "top"}]
+        flagged = int((scores > threshold).sum())
+        note += f"; {flagged:,} of {scores.size:,} rows score above the threshold {threshold:.4g}"
+    return [_figure("anomaly_scores", "Anomaly scores", traces, layout, note=note)]
+
+
+def _binary_labels(y: np.ndarray | None) -> np.ndarray | None:
+    if y is None:
+        return None
+    try:
+        values = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if not np.isin(values, (0.0, 1.0)).all():
+        return None
+    return values.astype(np.int64)
+
+
+# --- nearest neighbors ---------------------------------------------------------------------------------------
+
+
+def neighbors_table(estimator: Any, X: np.ndarray, y: np.ndarray | None, *, rows: np.ndarray | None,
+                    y_train: np.ndarray | None, train_rows: np.ndarray | None, channel: str) -> dict[str, Any]:
+    """The nearest training rows of the first sampled row: what a k-NN prediction is made of."""
+    distances, indices = estimator.kneighbors(X[:1])
+    distances = np.asarray(distances, dtype=np.float64).reshape(-1)[:MAX_NEIGHBORS]
+    indices = np.asarray(indices).astype(np.int64).reshape(-1)[:MAX_NEIGHBORS]
+    regression = getattr(estimator, "task_", "") == "regression"
+    value_name = "value" if regression else "label"
+    table_rows = []
+    for rank, (i, d) in enumerate(zip(indices.tolist(), distances.tolist(), strict=True), start=1):
+        row_number = int(train_rows[i]) if train_rows is not None and 0 <= i < len(train_rows) else i + 1
+        value = _cell(y_train[i]) if y_train is not None and 0 <= i < len(y_train) else ""
+        table_rows.append([rank, row_number, _r(d), value])
+    predicted = np.asarray(estimator.predict(X[:1])).reshape(-1)
+    query = f"{channel} row {int(rows[0])}" if rows is not None and len(rows) else f"the first {channel} row"
+    note = f"The {len(table_rows)} training rows nearest to {query}"
+    if y is not None and len(y):
+        note += f" (true {value_name} {_cell(np.asarray(y)[0])}"
+        note += f", predicted {_cell(predicted[0])})" if predicted.size else ")"
+    elif predicted.size:
+        note += f" (predicted {_cell(predicted[0])})"
+    return {"id": "neighbors", "title": "Nearest neighbors of a sample row", "kind": "table",
+            "columns": ["neighbor", "training row", "distance", value_name], "rows": table_rows, "note": note + "."}
+
+
+# --- helpers -------------------------------------------------------------------------------------------------
+
+
+def _figure(plot_id: str, title: str, data: list[dict[str, Any]], layout: dict[str, Any], *,
+            note: str = "") -> dict[str, Any]:
+    base = {"margin": {"l": 60, "r": 20, "t": 30, "b": 50}, "height": 340, "hovermode": "closest"}
+    return {"id": plot_id, "title": title, "kind": "figure", "figure": {"data": data, "layout": {**base, **layout}},
+            "note": note}
+
+
+def _vline(x: float, *, color: str = "#5f6368") -> dict[str, Any]:
+    return {"type": "line", "x0": _r(x), "x1": _r(x), "y0": 0, "y1": 1, "yref": "paper",
+            "line": {"color": color, "width": 2, "dash": "dash"}}
+
+
+def _r(value: float) -> float | None:
+    """6 significant digits keep the stored JSON small; JSON has no NaN, so those become null."""
+    value = float(value)
+    return float(f"{value:.6g}") if math.isfinite(value) else None
+
+
+def _round(values: Sequence[float] | np.ndarray) -> list[float | None]:
+    return [_r(v) for v in np.asarray(values, dtype=np.float64).reshape(-1).tolist()]
+
+
+def _key(value: Any) -> Any:
+    """Labels compare by value whatever their numpy type: 1, 1.0 and np.float64(1) are one class."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _label(value: Any) -> str:
+    return str(_key(value))
+
+
+def _cell(value: Any) -> Any:
+    value = _key(value)
+    if isinstance(value, float):
+        return _r(value)
+    return value if isinstance(value, int | str) else str(value)
+
+
+def _sample_phrase(shown: int, total: int, channel: str) -> str:
+    if shown == total:
+        return f"all {total:,} {channel} rows"
+    return f"a sample of {shown:,} of {total:,} {channel} rows"
