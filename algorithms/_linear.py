@@ -1,4 +1,4 @@
-"""Core of the linear learner: input checks, losses, parallel-model training and model selection.
+"""Core of the linear learner: input checks, losses and parallel-model training (model selection: _linear_selection).
 
 The learner trains ``num_models`` linear models at once. Their weights live side by side in one
 matrix ``theta`` of shape ``(n_inputs, n_models * n_outputs)`` (column ``j * n_outputs + k`` is
@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from algorithms import metrics as metric_fns
+from algorithms._checks import MAX_AUTO_CLASSES, as_matrix
+from algorithms._checks import as_labels as _as_labels
+from algorithms._checks import infer_predictor_type as _classifier_or_regressor
 
 __all__ = [
     "BINARY",
@@ -26,11 +28,9 @@ __all__ = [
     "THRESHOLD_CRITERIA",
     "ModelSpec",
     "Optimizer",
-    "Selection",
     "TrainedModels",
     "as_features",
     "as_labels",
-    "channel_metrics",
     "class_weights",
     "encode",
     "infer_predictor_type",
@@ -40,7 +40,6 @@ __all__ = [
     "platt_scale",
     "preview",
     "resolve_task",
-    "select_model",
     "sigmoid",
     "softmax",
     "train_models",
@@ -58,9 +57,6 @@ LOSSES: dict[str, tuple[str, ...]] = {
 THRESHOLD_CRITERIA = ("accuracy", "f1", "precision_at_target_recall", "recall_at_target_precision")
 
 _ADAM_BETA1, _ADAM_BETA2, _ADAM_EPS = 0.9, 0.999, 1e-8
-# With "auto", integer targets with more distinct values than this are treated as a regression
-# target (ages, counts, prices) rather than as that many classes.
-MAX_AUTO_CLASSES = 20
 # Rows x columns evaluated at once when scoring every model on a whole channel: bounds the
 # temporary (rows, n_models * n_outputs) matrix to 8 MB whatever the data size.
 _EVAL_CHUNK = 2**20
@@ -93,58 +89,13 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 def as_features(X: Any, name: str, n_features: int | None = None) -> np.ndarray:
-    """Return ``X`` as a 2-D float64 array, or raise a ``ValueError`` a user can act on."""
-    if X is None:
-        raise ValueError(f"{name} is required")
-    try:
-        array = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"{name} must contain only numbers (NaN allowed for missing values); "
-            f"encode text or categorical columns first ({exc})"
-        ) from None
-    if array.ndim != 2:
-        hint = f"; for a single feature use {name}.reshape(-1, 1)" if array.ndim == 1 else ""
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got {array.ndim}-D{hint}")
-    if array.shape[0] == 0:
-        raise ValueError(f"{name} has no rows")
-    if array.shape[1] == 0:
-        raise ValueError(f"{name} has no feature columns")
-    if n_features is not None and array.shape[1] != n_features:
-        raise ValueError(f"{name} has {array.shape[1]} features, but the model expects {n_features}")
-    if np.isinf(array).any():
-        raise ValueError(f"{name} contains infinite values; only finite numbers or NaN (missing) are allowed")
-    return array
+    """Return ``X`` as a 2-D float64 array (NaN = missing), or raise a ``ValueError`` a user can act on."""
+    return as_matrix(X, name, n_features, allow_nan=True)
 
 
 def as_labels(y: Any, name: str, n_samples: int) -> np.ndarray:
     """Return ``y`` as a 1-D array of numbers or fixed-width strings (never object dtype)."""
-    if y is None:
-        raise ValueError(f"{name} is required: the linear learner is supervised")
-    array = np.asarray(y)
-    if array.ndim == 2 and array.shape[1] == 1:
-        array = array[:, 0]
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (n_samples,), got shape {array.shape}")
-    if array.shape[0] != n_samples:
-        raise ValueError(f"{name} has {array.shape[0]} values but X{name[1:]} has {n_samples} rows")
-    if array.dtype.kind == "O":
-        # Object arrays come from CSV readers and lists of mixed Python values; they must become
-        # unicode or float so that classes_ can be saved without pickle.
-        if all(isinstance(value, str) for value in array):
-            array = array.astype(str)
-        else:
-            try:
-                array = array.astype(np.float64)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"{name} mixes strings with other values (or holds None); use one label type"
-                ) from None
-    if array.dtype.kind not in "biufUS":
-        raise ValueError(f"{name} has unsupported dtype {array.dtype}")
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or infinite values; drop rows without a target")
-    return array
+    return _as_labels(y, name, n_samples, learner="the linear learner")
 
 
 def preview(values: np.ndarray, limit: int = 10) -> str:
@@ -154,16 +105,11 @@ def preview(values: np.ndarray, limit: int = 10) -> str:
 
 def infer_predictor_type(y: np.ndarray) -> str:
     """Guess the task from the targets, as documented on the ``predictor_type`` hyperparameter."""
-    if y.dtype.kind in "US":
-        return BINARY if np.unique(y).size == 2 else MULTICLASS
+    if _classifier_or_regressor(y) == "regressor":
+        return REGRESSOR
     if y.dtype.kind == "b":
         return BINARY
-    distinct = np.unique(y)
-    if y.dtype.kind == "f" and not np.all(distinct == np.round(distinct)):
-        return REGRESSOR
-    if distinct.size > MAX_AUTO_CLASSES:
-        return REGRESSOR
-    return BINARY if distinct.size == 2 else MULTICLASS
+    return BINARY if np.unique(y).size == 2 else MULTICLASS
 
 
 def encode(classes: np.ndarray, y: np.ndarray, name: str) -> np.ndarray:
@@ -716,171 +662,3 @@ def train_models(
             break
     n_epochs = epoch - 1 if stop_reason == "diverged" else epoch
     return TrainedModels(best_theta, best_loss, best_epoch, n_epochs, stop_reason)
-
-
-# -- choosing the model -------------------------------------------------------------------------
-
-
-@dataclass
-class Selection:
-    """The kept model: its index, every model's score, and the binary decision settings."""
-
-    index: int
-    scores: list[float | None]
-    metric: str
-    threshold: float = 0.0
-    calibration: tuple[float, float] = (1.0, 0.0)
-
-
-def select_model(
-    run: TrainedModels,
-    data: tuple[np.ndarray, np.ndarray, np.ndarray | None],
-    loss: str,
-    criterion: str | None,
-    *,
-    target_recall: float,
-    target_precision: float,
-    class_weights: tuple[float, ...] | None,
-) -> Selection:
-    """Choose among the models, each taken at its own best epoch.
-
-    Parameters
-    ----------
-    run : TrainedModels
-        Outcome of training.
-    data : (design, truth, weights)
-        Selection channel: validation data, or training data when there is none.
-    loss : str
-        Training loss.
-    criterion : str or None
-        Binary selection criterion; None (regressor, multiclass) compares monitored losses.
-    target_recall, target_precision : float
-        Constraints of the ``*_at_target_*`` criteria.
-    class_weights : tuple of float, optional
-        Weights of the negative and positive class (binary).
-
-    Returns
-    -------
-    Selection
-        Threshold criteria choose the model with the best criterion at its own best threshold;
-        ``cross_entropy_loss`` compares calibrated log losses for a hinge model; otherwise the
-        lowest loss wins. Ties go to the lower loss, then the lower index.
-    """
-    design, truth, weights = data
-    candidates = np.flatnonzero(run.best_epoch > 0)
-    scores = np.full(run.best_loss.size, np.nan)
-    scores[candidates] = run.best_loss[candidates]
-    positive = truth == 1
-    # A one-class selection sample can neither place a threshold nor calibrate a margin.
-    both_classes = criterion is not None and 0 < positive.sum() < positive.size
-    metric, sign = "loss", 1.0
-    thresholds: dict[int, float] = {}
-    calibrations: dict[int, tuple[float, float]] = {}
-    if both_classes and criterion in THRESHOLD_CRITERIA:
-        # One product for all models (binary: a column each), then one contiguous row per model:
-        # sorting and gathering along a strided column would be several times slower.
-        margins = run.best_theta.T @ design.T
-        for j in candidates:
-            scores[j], thresholds[j] = tune_threshold(
-                margins[j],
-                positive,
-                criterion,
-                target_recall=target_recall,
-                target_precision=target_precision,
-                class_weights=(1.0, 1.0) if class_weights is None else (class_weights[0], class_weights[1]),
-            )
-        metric, sign = criterion, -1.0
-    elif both_classes and criterion == "cross_entropy_loss" and loss == "hinge_loss":
-        margins = run.best_theta.T @ design.T
-        for j in candidates:
-            z = margins[j]
-            calibrations[j] = a, b = platt_scale(z, positive, weights)
-            per_sample = np.logaddexp(0.0, a * z + b) - truth * (a * z + b)
-            scores[j] = float(np.mean(per_sample if weights is None else per_sample * weights))
-        metric = criterion
-    chosen = int(min(candidates, key=lambda j: (sign * scores[j], run.best_loss[j], j)))
-    calibration = (1.0, 0.0)
-    if loss == "hinge_loss" and both_classes:
-        calibration = calibrations.get(chosen) or platt_scale(design @ run.best_theta[:, chosen], positive, weights)
-    return Selection(
-        index=chosen,
-        scores=[None if np.isnan(value) else float(value) for value in scores],
-        metric=metric,
-        threshold=thresholds.get(chosen, 0.0),
-        calibration=calibration,
-    )
-
-
-# -- metrics of one model -----------------------------------------------------------------------
-
-
-def channel_metrics(
-    kind: str,
-    loss: str,
-    scores: np.ndarray,
-    truth: np.ndarray,
-    channel: str,
-    *,
-    weights: np.ndarray | None = None,
-    threshold: float = 0.0,
-    calibration: tuple[float, float] | None = (1.0, 0.0),
-    full: bool = True,
-) -> dict[str, float]:
-    """Metrics of one model on one channel.
-
-    Parameters
-    ----------
-    kind : str
-        Resolved predictor type.
-    loss : str
-        Training loss; ``"loss"`` reports its (class-weighted) mean.
-    scores : ndarray
-        Predictions in target units (regressor), margins of class 1 (binary), or logits
-        (n_samples, n_classes) (multiclass).
-    truth : ndarray
-        Targets (regressor) or class indices (classifiers).
-    channel : str
-        Metric name prefix.
-    weights : ndarray of shape (n_samples,), optional
-        Class weight of every sample; only the loss uses them.
-    threshold : float
-        Margin above which a binary sample is predicted positive.
-    calibration : (float, float) or None
-        ``(a, b)`` of the binary probability ``sigmoid(a * margin + b)``; None leaves out
-        ``log_loss`` (a hinge model during training, before it is calibrated).
-    full : bool
-        Whether to add AUC, which needs a sort; per-epoch training metrics skip it.
-    """
-    out: dict[str, float] = {}
-    if kind == REGRESSOR:
-        out["loss"] = metric_fns.mse(truth, scores) if loss == "squared_loss" else metric_fns.mae(truth, scores)
-        out["rmse"] = metric_fns.rmse(truth, scores)
-        out["mae"] = metric_fns.mae(truth, scores)
-        out["r2"] = metric_fns.r2(truth, scores)
-        return {f"{channel}:{key}": value for key, value in out.items()}
-    z = scores[:, None] if kind == BINARY else scores
-    per_sample = _sample_losses(loss, z, truth, 1 if kind == BINARY else z.shape[1], 0.0, 1.0)[:, 0]
-    out["loss"] = float(np.mean(per_sample if weights is None else per_sample * weights))
-    if kind == BINARY:
-        predicted = (scores > threshold).astype(np.intp)
-        average = "binary"
-    else:
-        predicted = scores.argmax(axis=1)
-        average = "macro"
-    out["accuracy"] = metric_fns.accuracy(truth, predicted)
-    # Macro averages run over the labels present in truth or prediction, as scikit-learn's do.
-    for name, fn in (
-        ("precision", metric_fns.precision_score),
-        ("recall", metric_fns.recall_score),
-        ("f1", metric_fns.f1_score),
-    ):
-        out[name] = fn(truth, predicted, average=average, pos_label=1)
-    if kind == MULTICLASS:
-        out["log_loss"] = float(np.mean(_sample_losses("softmax_loss", scores, truth, scores.shape[1], 0.0, 1.0)))
-    elif calibration is not None:
-        a, b = calibration
-        out["log_loss"] = float(np.mean(np.logaddexp(0.0, a * scores + b) - truth * (a * scores + b)))
-    # AUC is undefined for a one-class sample; leaving it out beats reporting NaN.
-    if kind == BINARY and full and 0 < truth.sum() < truth.size:
-        out["auc"] = metric_fns.roc_auc(truth, scores)
-    return {f"{channel}:{key}": value for key, value in out.items()}

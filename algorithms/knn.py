@@ -27,6 +27,13 @@ import numpy as np
 
 # Aliased: ``metrics`` is also the class attribute declaring the reported metrics.
 from algorithms import metrics as metric_fns
+from algorithms._checks import (
+    as_labels,
+    as_matrix,
+    check_channel,
+    check_saved_count,
+    infer_predictor_type,
+)
 from algorithms.base import Callback, Estimator, Hyperparameter, Metric
 
 __all__ = ["DIMENSION_REDUCTION_TYPES", "DISTANCES", "KNN", "PREDICTOR_TYPES", "WEIGHTS"]
@@ -35,9 +42,6 @@ PREDICTOR_TYPES = ("auto", "classifier", "regressor")
 DISTANCES = ("l2", "cosine")
 WEIGHTS = ("uniform", "distance")
 DIMENSION_REDUCTION_TYPES = ("none", "sign", "fjlt")
-# With "auto", integer targets with more distinct values than this are a regression target
-# (ages, counts, prices) rather than that many classes; the same rule as the linear learner.
-MAX_AUTO_CLASSES = 20
 # Queries per block: beyond ~128 rows the product is already at full BLAS speed, and smaller
 # blocks keep the distance block closer to the caches.
 _MAX_QUERY_BLOCK = 128
@@ -49,77 +53,7 @@ _ZERO_NORM = 10 * np.finfo(np.float64).eps
 _VALIDATION_STEPS = 10
 
 
-# -- input checks (kept local: the algorithms package has no shared validation module yet) ----
-
-
-def _as_matrix(X: Any, name: str, n_features: int | None = None) -> np.ndarray:
-    """Return ``X`` as a 2-D float32 or float64 array without NaN or infinity."""
-    if X is None:
-        raise ValueError(f"{name} is required")
-    array = np.asarray(X)
-    if array.dtype not in (np.float32, np.float64):
-        try:
-            array = array.astype(np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must contain only numbers; encode text or categorical columns first") from None
-    if array.ndim != 2:
-        hint = f"; for a single feature use {name}.reshape(-1, 1)" if array.ndim == 1 else ""
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got {array.ndim}-D{hint}")
-    if array.shape[0] == 0:
-        raise ValueError(f"{name} has no rows")
-    if array.shape[1] == 0:
-        raise ValueError(f"{name} has no feature columns")
-    if n_features is not None and array.shape[1] != n_features:
-        raise ValueError(f"{name} has {array.shape[1]} features, but the model expects {n_features}")
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = array.sum(dtype=np.float64)
-    if not np.isfinite(total):
-        # The sum also overflows for huge finite values; only a real NaN/inf is an error.
-        bad = ~np.isfinite(array)
-        if bad.any():
-            column = int(np.argmax(bad.any(axis=0)))
-            kind = "NaN" if np.isnan(array[:, column]).any() else "infinite values"
-            raise ValueError(f"{name} contains {kind} in column {column}; impute or drop missing values first")
-    return array
-
-
-def _as_labels(y: Any, name: str, n_samples: int) -> np.ndarray:
-    """Return ``y`` as a 1-D array of numbers or fixed-width strings (never object dtype)."""
-    if y is None:
-        raise ValueError(f"{name} is required: k-NN is supervised")
-    array = np.asarray(y)
-    if array.ndim == 2 and array.shape[1] == 1:
-        array = array[:, 0]
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (n_samples,), got shape {array.shape}")
-    if array.shape[0] != n_samples:
-        raise ValueError(f"{name} has {array.shape[0]} values but X{name[1:]} has {n_samples} rows")
-    if array.dtype.kind == "O":
-        # Object labels cannot be saved without pickle: make them unicode or float.
-        if all(isinstance(value, str) for value in array):
-            array = array.astype(str)
-        else:
-            try:
-                array = array.astype(np.float64)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"{name} mixes strings with other values (or holds None); use one label type"
-                ) from None
-    if array.dtype.kind not in "biufUS":
-        raise ValueError(f"{name} has unsupported dtype {array.dtype}")
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or infinite values; drop rows without a target")
-    return array
-
-
-def _infer_predictor_type(y: np.ndarray) -> str:
-    """Guess the task from the targets, as documented on the ``predictor_type`` hyperparameter."""
-    if y.dtype.kind in "USb":
-        return "classifier"
-    distinct = np.unique(y)
-    if y.dtype.kind == "f" and not np.all(distinct == np.round(distinct)):
-        return "regressor"
-    return "regressor" if distinct.size > MAX_AUTO_CLASSES else "classifier"
+# -- helpers -----------------------------------------------------------------------------------
 
 
 def _normalize_rows(X: np.ndarray) -> np.ndarray:
@@ -466,7 +400,7 @@ class KNN(Estimator):
 
     def _prepare(self, X: Any, name: str = "X") -> np.ndarray:
         """Queries as float64 rows in the index space (projected, unit length for cosine)."""
-        array = _as_matrix(X, name, self.n_features_in_)
+        array = as_matrix(X, name, self.n_features_in_)
         # The projection product already yields a new float64 array.
         array = np.asarray(array, dtype=np.float64) if self.projection_ is None else array @ self.projection_
         if self.distance_ == "cosine":
@@ -517,12 +451,12 @@ class KNN(Estimator):
             target is not below the number of features.
         """
         params = self._validated_params()
-        X_arr = _as_matrix(X, "X")
-        y_arr = _as_labels(y, "y", X_arr.shape[0])
+        X_arr = as_matrix(X, "X")
+        y_arr = as_labels(y, "y", X_arr.shape[0], learner="k-NN")
         n_samples, n_features = X_arr.shape
         if params["k"] > n_samples:
             raise ValueError(f"k={params['k']} is larger than the number of training rows ({n_samples}); lower k")
-        kind = _infer_predictor_type(y_arr) if params["predictor_type"] == "auto" else params["predictor_type"]
+        kind = infer_predictor_type(y_arr) if params["predictor_type"] == "auto" else params["predictor_type"]
         if kind == "regressor":
             if y_arr.dtype.kind not in "biuf":
                 raise ValueError("predictor_type='regressor' needs a numeric y")
@@ -534,8 +468,8 @@ class KNN(Estimator):
         if has_val:
             if X_val is None or y_val is None:
                 raise ValueError("X_val and y_val must be given together")
-            Xv_arr = _as_matrix(X_val, "X_val", n_features)
-            yv_arr = _as_labels(y_val, "y_val", Xv_arr.shape[0])
+            Xv_arr = as_matrix(X_val, "X_val", n_features)
+            yv_arr = as_labels(y_val, "y_val", Xv_arr.shape[0], learner="k-NN")
         reduction = params["dimension_reduction_type"]
         projection = None
         if reduction != "none":
@@ -771,7 +705,7 @@ class KNN(Estimator):
         float
         """
         prediction = self.predict(X)
-        truth = _as_labels(y, "y", prediction.shape[0])
+        truth = as_labels(y, "y", prediction.shape[0], learner="k-NN")
         if self.predictor_type_ == "regressor":
             return metric_fns.r2(truth.astype(np.float64), prediction)
         return metric_fns.accuracy(truth, prediction)
@@ -793,11 +727,10 @@ class KNN(Estimator):
             otherwise) or ``rmse, mae, r2`` (regressor). On the training rows every query finds
             itself, so ``train:*`` metrics are optimistic (perfect with ``k=1``).
         """
-        if channel not in ("train", "validation"):
-            raise ValueError(f"channel must be 'train' or 'validation', got {channel!r}")
+        check_channel(channel)
         self._check_is_fitted()
         prediction = self.predict(X)
-        truth = _as_labels(y, "y", prediction.shape[0])
+        truth = as_labels(y, "y", prediction.shape[0], learner="k-NN")
         self._check_label_type(truth, "y")
         return self._metrics(truth, prediction, channel)
 
@@ -813,8 +746,7 @@ class KNN(Estimator):
             ("n_features_in_", n_features),
             ("group_size_", self.group_size_),
         ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"saved model has an invalid {name} {value!r}")
+            check_saved_count(name, value)
         n_dims = self._index.shape[1] - 1
         if self._index.shape[0] < n_samples or self._index.shape[0] % self.group_size_:
             raise ValueError(f"saved model has train_X_ of {self._index.shape[0]} rows, expected {n_samples}")

@@ -27,16 +27,15 @@ from algorithms._linear import (
     THRESHOLD_CRITERIA,
     as_features,
     as_labels,
-    channel_metrics,
     class_weights,
     encode,
     model_grid,
     resolve_task,
-    select_model,
     sigmoid,
     softmax,
     train_models,
 )
+from algorithms._linear_selection import channel_metrics, select_model
 from algorithms.base import Callback, Estimator, Hyperparameter, Metric
 
 __all__ = ["LOSS_CHOICES", "MAX_AUTO_CLASSES", "PREDICTOR_TYPES", "SELECTION_CRITERIA", "LinearLearner"]

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from algorithms._checks import as_matrix, check_channel, check_finite, check_saved_array, raise_non_finite
 from algorithms.base import Callback, Estimator, Hyperparameter, Metric
 
 __all__ = ["ALGORITHM_MODES", "MAX_REGULAR_FEATURES", "PCA"]
@@ -42,54 +43,7 @@ _CHUNK_BYTES = 2 << 20
 _MIN_CHUNK_ROWS = 64
 
 
-# -- input checks (kept local: the algorithms package has no shared validation module yet) ----
-
-
-def _as_matrix(X: Any, name: str, n_features: int | None = None) -> np.ndarray:
-    """Return ``X`` as a 2-D float32 or float64 array (other numbers become float64).
-
-    Raises a ``ValueError`` a user can act on for text, wrong shapes and non-finite values.
-    """
-    if X is None:
-        raise ValueError(f"{name} is required")
-    array = np.asarray(X)
-    if array.dtype not in (np.float32, np.float64):
-        try:
-            array = array.astype(np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must contain only numbers; encode text or categorical columns first") from None
-    if array.ndim != 2:
-        hint = f"; for a single feature use {name}.reshape(-1, 1)" if array.ndim == 1 else ""
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got {array.ndim}-D{hint}")
-    if array.shape[0] == 0:
-        raise ValueError(f"{name} has no rows")
-    if array.shape[1] == 0:
-        raise ValueError(f"{name} has no feature columns")
-    if n_features is not None and array.shape[1] != n_features:
-        raise ValueError(f"{name} has {array.shape[1]} features, but the model expects {n_features}")
-    return array
-
-
-def _raise_non_finite(array: np.ndarray, name: str, row_offset: int = 0) -> None:
-    """Raise a ``ValueError`` naming the first column holding NaN or infinity, if any."""
-    bad = ~np.isfinite(array)
-    if not bad.any():
-        return
-    column = int(np.argmax(bad.any(axis=0)))
-    row = int(np.argmax(bad[:, column])) + row_offset
-    kind = "NaN" if np.isnan(array[:, column]).any() else "infinite values"
-    raise ValueError(
-        f"{name} contains {kind} in column {column} (first at row {row}); impute or drop missing values first"
-    )
-
-
-def _check_finite(array: np.ndarray, name: str) -> None:
-    """Reject NaN / infinity; one cheap sum in the common all-finite case, as scikit-learn does."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = array.sum(dtype=np.float64)
-    if not np.isfinite(total):
-        # The sum also overflows for huge finite values; only a real NaN/inf is an error.
-        _raise_non_finite(array, name)
+# -- helpers -----------------------------------------------------------------------------------
 
 
 def _chunk_rows(n_features: int) -> int:
@@ -159,7 +113,7 @@ class _Accumulator:
         if self.shift is None:
             self.shift = X[: self.chunk].mean(axis=0, dtype=np.float64)
             if not np.all(np.isfinite(self.shift)):
-                _raise_non_finite(X[: self.chunk], name, row_offset)
+                raise_non_finite(X[: self.chunk], name, row_offset=row_offset)
         for start in range(0, X.shape[0], self.chunk):
             rows = X[start : start + self.chunk]
             m = rows.shape[0]
@@ -187,7 +141,7 @@ class _Accumulator:
 
     @staticmethod
     def _reject(rows: np.ndarray, name: str, row_offset: int) -> None:
-        _raise_non_finite(rows, name, row_offset)
+        raise_non_finite(rows, name, row_offset=row_offset)
         raise ValueError(f"{name} has values too large to square in float64 (near row {row_offset}); rescale it")
 
     def _delta(self) -> np.ndarray:
@@ -505,11 +459,11 @@ class PCA(Estimator):
         """
         params = self._validated_params()
         streamed = isinstance(X, Iterator)
-        array = None if streamed else _as_matrix(X, "X")
+        array = None if streamed else as_matrix(X, "X", finite=False)
         Xv = None
         if X_val is not None:
-            Xv = _as_matrix(X_val, "X_val", None if array is None else array.shape[1])
-            _check_finite(Xv, "X_val")
+            Xv = as_matrix(X_val, "X_val", None if array is None else array.shape[1], finite=False)
+            check_finite(Xv, "X_val")
         self._state = None
         if array is None:
             acc, eigen, step, stopped = self._fit_stream(X, params, callback)
@@ -536,7 +490,7 @@ class PCA(Estimator):
         acc: _Accumulator | None = None
         step = 0
         for index, block in enumerate(blocks):
-            array = _as_matrix(block, f"block {index} of X", acc.n_features if acc else None)
+            array = as_matrix(block, f"block {index} of X", acc.n_features if acc else None, finite=False)
             if acc is None:
                 acc = self._new_accumulator(params, array.shape[1])
             acc.add(array, "X", acc.n_samples)
@@ -654,10 +608,10 @@ class PCA(Estimator):
                     "in the middle of a pass); fit it again or start with a new PCA"
                 )
             params = self._validated_params()
-            array = _as_matrix(X, "X")
+            array = as_matrix(X, "X", finite=False)
             state = (self._new_accumulator(params, array.shape[1]), params)
         else:
-            array = _as_matrix(X, "X", state[0].n_features)
+            array = as_matrix(X, "X", state[0].n_features, finite=False)
         acc, params = state
         acc.add(array, "X", acc.n_samples)
         self._state = state
@@ -685,8 +639,8 @@ class PCA(Estimator):
 
     def _prepare(self, X: Any, name: str = "X") -> np.ndarray:
         self._check_is_fitted()
-        array = _as_matrix(X, name, self.n_features_in_)
-        _check_finite(array, name)
+        array = as_matrix(X, name, self.n_features_in_, finite=False)
+        check_finite(array, name)
         return array
 
     def _centered_chunks(self, X: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
@@ -726,8 +680,8 @@ class PCA(Estimator):
         ndarray of shape (n_samples, n_features)
         """
         self._check_is_fitted()
-        scores = _as_matrix(Z, "Z", self.n_components_)
-        _check_finite(scores, "Z")
+        scores = as_matrix(Z, "Z", self.n_components_, finite=False)
+        check_finite(scores, "Z")
         result = scores @ self.components_.astype(scores.dtype, copy=False)
         result += self.mean_.astype(scores.dtype, copy=False)
         return result
@@ -749,7 +703,7 @@ class PCA(Estimator):
         """
         if isinstance(X, Iterator):
             raise ValueError("fit_transform needs X as an array; an iterator can only be read once")
-        array = _as_matrix(X, "X")
+        array = as_matrix(X, "X", finite=False)
         return self.fit(array, **fit_kwargs).transform(array)
 
     def evaluate(self, X: Any, y: Any = None, *, channel: str = "validation") -> dict[str, float]:
@@ -771,8 +725,7 @@ class PCA(Estimator):
             share of the squared deviations of ``X`` from ``mean_`` captured by the components
             (on the training rows, ``explained_variance_ratio_.sum()``).
         """
-        if channel not in ("train", "validation"):
-            raise ValueError(f"channel must be 'train' or 'validation', got {channel!r}")
+        check_channel(channel)
         array = self._prepare(X)
         residual_ss = total_ss = 0.0
         for _, centered in self._centered_chunks(array):
@@ -797,6 +750,4 @@ class PCA(Estimator):
             "mean_": (d,),
         }
         for attr, shape in expected.items():
-            value = np.asarray(getattr(self, attr))
-            if value.shape != shape or value.dtype.kind != "f":
-                raise ValueError(f"saved PCA has {attr} of shape {value.shape}, expected {shape}")
+            check_saved_array(attr, getattr(self, attr), shape, owner="PCA")

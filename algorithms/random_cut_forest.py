@@ -43,6 +43,7 @@ import numpy as np
 
 # Aliased: ``metrics`` is also the class attribute declaring the reported metrics.
 from algorithms import metrics as metric_fns
+from algorithms._checks import as_matrix, as_vector, check_channel, check_saved_count
 from algorithms.base import Callback, Estimator, Hyperparameter, Metric
 
 __all__ = ["RandomCutForest"]
@@ -76,45 +77,14 @@ def _average_path_length(mass: np.ndarray) -> np.ndarray:
 
 def _as_features(X: Any, name: str, n_features: int | None = None) -> np.ndarray:
     """Return ``X`` as a C-contiguous 2-D float32 or float64 array, or raise a clear ``ValueError``."""
-    if X is None:
-        raise ValueError(f"{name} is required")
-    array = np.asarray(X)
-    if array.dtype.kind == "c":
-        raise ValueError(f"{name} must contain real numbers, got complex values")
-    if array.dtype not in (np.float32, np.float64):
-        try:
-            array = array.astype(np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must contain only numbers; encode text or categorical columns first") from None
-    if array.ndim != 2:
-        hint = f"; for a single feature use {name}.reshape(-1, 1)" if array.ndim == 1 else ""
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got {array.ndim}-D{hint}")
-    if array.shape[0] == 0:
-        raise ValueError(f"{name} has no rows")
-    if array.shape[1] == 0:
-        raise ValueError(f"{name} has no feature columns")
-    if n_features is not None and array.shape[1] != n_features:
-        raise ValueError(f"{name} has {array.shape[1]} features, but the model expects {n_features}")
-    if not np.isfinite(array).all():
-        bad = ~np.isfinite(array)
-        column = int(np.flatnonzero(bad.any(axis=0))[0])
-        if np.isnan(array[:, column]).any():
-            raise ValueError(f"{name} contains NaN in column {column}; impute or drop missing values first")
-        raise ValueError(f"{name} contains infinite values in column {column}; replace or drop them first")
-    return np.ascontiguousarray(array)
+    return np.ascontiguousarray(as_matrix(X, name, n_features))
 
 
 def _as_labels(y: Any, name: str, n_samples: int) -> np.ndarray | None:
     """Return 0/1 anomaly labels as a bool array (``True`` = anomaly), or ``None`` when not given."""
     if y is None:
         return None
-    array = np.asarray(y)
-    if array.ndim == 2 and array.shape[1] == 1:
-        array = array[:, 0]
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (n_samples,), got shape {array.shape}")
-    if array.shape[0] != n_samples:
-        raise ValueError(f"{name} has {array.shape[0]} values but X{name[1:]} has {n_samples} rows")
+    array = as_vector(y, name, n_samples)
     message = f"{name} must hold 0/1 labels (1 = anomaly)"
     if array.dtype.kind in "OUS":
         # CSV label columns arrive as text when a cell is not a number ("true"/"false").
@@ -602,8 +572,7 @@ class RandomCutForest(Estimator):
             ``<channel>:score_mean``, ``score_std``, ``anomaly_rate`` (share of rows above
             ``threshold_``) and, when ``y`` holds both classes, ``auc``.
         """
-        if channel not in ("train", "validation"):
-            raise ValueError(f"channel must be 'train' or 'validation', got {channel!r}")
+        check_channel(channel)
         scores = self.score_samples(X)
         labels = _as_labels(y, "y", scores.shape[0])
         out = _score_metrics(scores, labels, channel)
@@ -612,9 +581,7 @@ class RandomCutForest(Estimator):
 
     def _after_load(self) -> None:
         for attr in ("n_features_in_", "samples_per_tree_", "max_depth_", "n_trees_"):
-            value = getattr(self, attr)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if attr == "max_depth_" else 1):
-                raise ValueError(f"saved model has an invalid {attr} {value!r}")
+            check_saved_count(attr, getattr(self, attr), minimum=0 if attr == "max_depth_" else 1)
         for attr in ("score_mean_", "score_std_", "threshold_"):
             value = getattr(self, attr)
             if not isinstance(value, int | float) or not math.isfinite(value):

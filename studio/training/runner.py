@@ -90,6 +90,18 @@ def _metrics_text(metrics: dict[str, float]) -> str:
     return " ".join(f"{name}={value:.6g}" for name, value in metrics.items())
 
 
+# Train metrics on every row cost as much as training for some algorithms (k-NN searches each row
+# against all others); a fixed-size random sample measures them just as well.
+TRAIN_EVAL_ROWS = 50_000
+
+
+def _evaluation_sample(X: np.ndarray, y: Any, *, seed: int) -> tuple[np.ndarray, Any]:
+    if X.shape[0] <= TRAIN_EVAL_ROWS:
+        return X, y
+    rows = np.sort(np.random.default_rng(seed).choice(X.shape[0], TRAIN_EVAL_ROWS, replace=False))
+    return X[rows], None if y is None else np.asarray(y)[rows]
+
+
 class _Run:
     def __init__(self, job: TrainingJob) -> None:
         self.job = job
@@ -195,7 +207,10 @@ class _Run:
             return
 
         final = dict(self.last_metrics)
-        final.update(self._evaluate(estimator, X_train, y_train, "train"))
+        X_eval, y_eval = _evaluation_sample(X_train, y_train, seed=seed)
+        if X_eval.shape[0] < X_train.shape[0]:
+            self.log(f"Train metrics are measured on a random sample of {X_eval.shape[0]:,} training rows.")
+        final.update(self._evaluate(estimator, X_eval, y_eval, "train"))
         if X_val is not None:
             final.update(self._evaluate(estimator, X_val, y_val, "validation"))
         final = {name: float(value) for name, value in final.items() if services._finite(value)}

@@ -13,7 +13,7 @@ from sklearn.cluster import KMeans as SklearnKMeans
 from sklearn.cluster import kmeans_plusplus
 from sklearn.datasets import make_blobs
 
-import algorithms.kmeans as kmeans_module
+import algorithms._kmeans_lloyd as kmeans_kernels
 from algorithms import HyperparameterError, KMeans, get_algorithm, load_model
 
 
@@ -68,9 +68,9 @@ def test_it_gives_the_same_results_when_rows_are_split_between_threads(monkeypat
     init, _ = kmeans_plusplus(X, 30, random_state=2)
     serial = KMeans(k=30).fit(X, init_centers=init)
     streamed = KMeans(k=30, mode="web-scale", mini_batch_size=1000).fit(X)
-    monkeypatch.setattr(kmeans_module, "_MIN_SHARD_ROWS", 1000)
-    monkeypatch.setattr(kmeans_module, "_thread_count", lambda: 3)
-    assert len(kmeans_module._Shards(X.shape[0]).ranges) == 3
+    monkeypatch.setattr(kmeans_kernels, "_MIN_SHARD_ROWS", 1000)
+    monkeypatch.setattr(kmeans_kernels, "_thread_count", lambda: 3)
+    assert len(kmeans_kernels._Shards(X.shape[0]).ranges) == 3
     sharded = KMeans(k=30).fit(X, init_centers=init, X_val=X_val)
     # Per-shard partial sums only change the rounding.
     np.testing.assert_allclose(sharded.cluster_centers_, serial.cluster_centers_, rtol=0, atol=1e-12)
@@ -85,10 +85,10 @@ def test_it_gives_the_same_results_when_rows_are_split_between_threads(monkeypat
 
 def test_it_limits_its_threads_with_omp_num_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert kmeans_module._thread_count() == 1
-    assert len(kmeans_module._Shards(10_000_000).ranges) == 1
+    assert kmeans_kernels._thread_count() == 1
+    assert len(kmeans_kernels._Shards(10_000_000).ranges) == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
-    assert kmeans_module._thread_count() >= 1
+    assert kmeans_kernels._thread_count() >= 1
 
 
 def test_it_matches_sklearn_when_the_iteration_budget_runs_out() -> None:

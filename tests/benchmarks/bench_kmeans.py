@@ -6,29 +6,16 @@ Run with ``make bench`` or
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from sklearn.cluster import KMeans as SklearnKMeans
 from sklearn.cluster import MiniBatchKMeans, kmeans_plusplus
 from sklearn.datasets import make_blobs
 
 from algorithms import KMeans
-from tests.benchmarks.harness import best_time, record
+from tests.benchmarks.harness import alternate, record
 
-ROUNDS = 2  # ours and the reference alternate, so a busy moment of the machine hits both
-
-
-def alternate(ours: Any, reference: Any, repeats: int = 2) -> tuple[float, Any, float, Any]:
-    """Best time of each over ``ROUNDS`` alternating rounds of ``repeats`` calls."""
-    ours_s = reference_s = float("inf")
-    ours_result = reference_result = None
-    for _ in range(ROUNDS):
-        seconds, ours_result = best_time(ours, repeats=repeats)
-        ours_s = min(ours_s, seconds)
-        seconds, reference_result = best_time(reference, repeats=repeats)
-        reference_s = min(reference_s, seconds)
-    return ours_s, ours_result, reference_s, reference_result
+ROUNDS = 2  # alternating rounds of ours and the reference
+REPEATS = 2  # calls per round, unless a benchmark says otherwise
 
 
 def test_bench_full_lloyd_same_initial_centers() -> None:
@@ -40,6 +27,7 @@ def test_bench_full_lloyd_same_initial_centers() -> None:
     ours_s, ours, reference_s, reference = alternate(
         lambda: KMeans(k=20, epochs=300, tol=1e-4).fit(X, init_centers=init),
         lambda: SklearnKMeans(20, init=init, n_init=1, algorithm="lloyd", max_iter=300, tol=1e-4).fit(X),
+        rounds=ROUNDS,
         repeats=3,
     )
     inertia_ratio = ours.inertia_ / reference.inertia_
@@ -71,6 +59,8 @@ def test_bench_web_scale_one_pass() -> None:
     ours_s, ours, reference_s, reference = alternate(
         lambda: KMeans(k=25, mode="web-scale", epochs=1, mini_batch_size=5000, random_state=0).fit(X),
         lambda: MiniBatchKMeans(25, batch_size=5000, max_iter=1, random_state=0).fit(X),
+        rounds=ROUNDS,
+        repeats=REPEATS,
     )
     full = SklearnKMeans(25, algorithm="lloyd", n_init=3, random_state=0).fit(X)
     inertia_ratio = ours.inertia_ / full.inertia_

@@ -7,28 +7,16 @@ Run with ``make bench`` or
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
 
 import numpy as np
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
 
 from algorithms import KNN
-from tests.benchmarks.harness import best_time, record
+from tests.benchmarks.harness import alternate, record
 
-ROUNDS = 3  # ours and the reference alternate, so a busy moment of the machine hits both
-
-
-def alternate(ours: Any, reference: Any, repeats: int = 2) -> tuple[float, Any, float, Any]:
-    """Best time of each over ``ROUNDS`` alternating rounds of ``repeats`` calls."""
-    ours_s = reference_s = float("inf")
-    ours_result = reference_result = None
-    for _ in range(ROUNDS):
-        seconds, ours_result = best_time(ours, repeats=repeats)
-        ours_s = min(ours_s, seconds)
-        seconds, reference_result = best_time(reference, repeats=repeats)
-        reference_s = min(reference_s, seconds)
-    return ours_s, ours_result, reference_s, reference_result
+ROUNDS = 3  # alternating rounds of ours and the reference
+REPEATS = 2  # calls per round, unless a benchmark says otherwise
 
 
 @cache
@@ -47,7 +35,7 @@ def test_bench_predict_10k_queries_over_60k_x_64(k: int) -> None:
     ours = KNN(k=k).fit(X, y)
     reference = KNeighborsClassifier(n_neighbors=k, algorithm="brute").fit(X, y)
     ours_s, ours_labels, reference_s, reference_labels = alternate(
-        lambda: ours.predict(Q), lambda: reference.predict(Q)
+        lambda: ours.predict(Q), lambda: reference.predict(Q), rounds=ROUNDS, repeats=REPEATS
     )
     same = float(np.mean(ours_labels == reference_labels))
     ratio = ours_s / reference_s

@@ -103,6 +103,8 @@ def first_session(page, base: str, csv_path: Path) -> None:
         timeout=120_000,
     )
     page.wait_for_selector("[data-testid=model-link]")
+    # Result plots for a regressor (predicted vs actual, residuals) are drawn once it completes.
+    page.wait_for_function("() => window.studioResultPlots >= 2", timeout=30_000)
     job_list.wait_for_selector("[data-testid=training-jobs] .badge.completed", timeout=30_000)
     points = page.evaluate("window.studioChartPoints")
     assert points > seen_while_running

@@ -113,3 +113,12 @@ def test_it_keeps_the_heartbeat_fresh_during_a_long_epoch(world, enqueued):
     with runner._Heartbeat(job.id, every=0.05):
         time.sleep(0.4)
     assert TrainingJob.objects.get(id=job.id).heartbeat_at > first
+
+
+def test_it_measures_train_metrics_on_a_sample_of_large_training_sets(world, enqueued, monkeypatch):
+    monkeypatch.setattr(runner, "TRAIN_EVAL_ROWS", 50)
+    job = run_job(new_job(world, hyperparameters={"epochs": 2}))
+    assert job.status == "completed", job.failure_reason
+    assert "train:rmse" in job.final_metrics
+    lines = list(LogLine.objects.filter(job=job).values_list("line", flat=True))
+    assert "Train metrics are measured on a random sample of 50 training rows." in lines
