@@ -17,11 +17,16 @@ from algorithms.base import (
     NotFittedError,
     read_manifest,
 )
+from algorithms.image_classification import ImageClassification
 from algorithms.kmeans import KMeans
 from algorithms.knn import KNN
 from algorithms.linear_learner import LinearLearner
+from algorithms.object_detection import ObjectDetection
 from algorithms.pca import PCA
 from algorithms.random_cut_forest import RandomCutForest
+from algorithms.summarization import Summarization
+from algorithms.text_classification import TextClassification
+from algorithms.word2vec import Word2Vec
 
 __all__ = [
     "KNN",
@@ -30,19 +35,27 @@ __all__ = [
     "Estimator",
     "Hyperparameter",
     "HyperparameterError",
+    "ImageClassification",
     "KMeans",
     "LinearLearner",
     "Metric",
     "NotFittedError",
+    "ObjectDetection",
     "RandomCutForest",
+    "Summarization",
+    "TextClassification",
     "UnknownAlgorithm",
+    "Word2Vec",
     "get_algorithm",
     "list_algorithms",
     "load_model",
 ]
 
 # One entry per algorithm module; the API lists them in this order.
-_ALGORITHMS: tuple[type[Estimator], ...] = (LinearLearner, RandomCutForest, KMeans, PCA, KNN)
+_ALGORITHMS: tuple[type[Estimator], ...] = (
+    LinearLearner, RandomCutForest, KMeans, PCA, KNN, ImageClassification, TextClassification, Word2Vec, Summarization,
+    ObjectDetection,
+)
 _REGISTRY: dict[str, type[Estimator]] = {cls.name: cls for cls in _ALGORITHMS}
 
 

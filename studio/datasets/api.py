@@ -38,18 +38,26 @@ class DatasetOut(serializers.ModelSerializer):
 
 
 class DatasetDetailOut(DatasetOut):
-    profile = serializers.JSONField(help_text="Per-column statistics, histogram bins and top values.")
+    profile = serializers.JSONField(help_text=(
+        "tabular: per-column statistics, histogram bins and top values; text: label_counts, length (words per "
+        "text histogram), sample; image: task, image_size, images, class_counts, boxes, original sizes."))
 
     class Meta(DatasetOut.Meta):
         fields = [*DatasetOut.Meta.fields, "profile"]
 
 
 class DatasetUploadIn(serializers.Serializer):
-    file = serializers.FileField(allow_empty_file=True, help_text="A CSV file with a header row.")
+    file = serializers.FileField(allow_empty_file=True, help_text=(
+        "tabular: a CSV file with a header row; text: CSV or JSONL with a 'text' column and an optional 'label' "
+        "column; image: a ZIP of class folders (classification) or of images plus annotations.json (detection)."))
     name = serializers.CharField(required=False, allow_blank=True, max_length=200,
                                  help_text="Defaults to the file name without its extension.")
     kind = serializers.CharField(required=False, allow_blank=True,
-                                 help_text="tabular (inferred from the file name; text and image: not yet)")
+                                 help_text="tabular, text or image. Inferred when left out: .jsonl is text, .zip is "
+                                           "image, anything else tabular (send kind=text for a text CSV).")
+    image_size = serializers.IntegerField(required=False, allow_null=True, min_value=8, max_value=128,
+                                          help_text="image datasets: every image is resized to this many pixels "
+                                                    "square (default 32; aspect ratio not kept).")
     target = serializers.CharField(required=False, allow_blank=True, max_length=200,
                                    help_text="The column to predict; must be a column of the file.")
 
@@ -71,7 +79,7 @@ class DatasetListApi(generics.GenericAPIView):
 
     @extend_schema(
         request={"multipart/form-data": DatasetUploadIn},
-        responses={201: DatasetDetailOut, 400: OpenApiResponse(description="Not a usable CSV (message says why)"),
+        responses={201: DatasetDetailOut, 400: OpenApiResponse(description="Not a usable file (message says why)"),
                    403: OpenApiResponse(description="Viewers cannot upload"),
                    409: OpenApiResponse(description="Duplicate dataset name"),
                    413: OpenApiResponse(description="File larger than the upload limit")},
@@ -86,7 +94,7 @@ class DatasetListApi(generics.GenericAPIView):
         dataset = services.dataset_upload(
             user=request.user, project=project, upload=data.validated_data["file"],
             name=data.validated_data.get("name", ""), kind=data.validated_data.get("kind", ""),
-            target=data.validated_data.get("target", ""),
+            target=data.validated_data.get("target", ""), image_size=data.validated_data.get("image_size"),
         )
         return Response(DatasetDetailOut(dataset).data, status=status.HTTP_201_CREATED)
 

@@ -1,6 +1,7 @@
 """Turn a stored tabular dataset into columns ready for preprocessing and training.
 
-This is the one door between stored data and the algorithms: the training worker calls
+This is the one door between stored data and the algorithms (load_text and load_images, at the end,
+do the same for text and image datasets): the training worker calls
 :func:`load_tabular` and gets the feature columns (numbers as float64 with NaN for missing cells,
 text columns as strings with "" for missing cells) and the target, or a :class:`DatasetError` whose
 message can be shown to the user as the job's failure reason. Turning text into numbers and filling
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from studio.core.storage import storage_local_copy
+from studio.datasets.images import load_npz
 from studio.datasets.models import DatasetKind
 from studio.datasets.profiling import (
     BOOL_TOKENS,
@@ -28,6 +30,7 @@ from studio.datasets.profiling import (
     parse_number,
     ragged_message,
 )
+from studio.datasets.text import LABEL_COLUMN, TextError, open_text
 
 if TYPE_CHECKING:
     from studio.datasets.models import Dataset
@@ -294,3 +297,96 @@ def _numeric_strays(values: list[str], rows: list[int]) -> _BadColumn:
         if value and feature_value(value) is None:
             entry.add(row, value)
     return entry
+
+
+@dataclass
+class TextData:
+    """The texts of a text dataset and, when loaded with a target, their labels (str)."""
+
+    texts: list[str]
+    y: np.ndarray | None  # (n,) str labels; None when loaded without a target
+    n_dropped: int = 0  # rows left out because their label was missing
+
+
+def load_text(*, dataset: Dataset, target: str = "label") -> TextData:
+    """Read the stored CSV/JSONL of a text dataset.
+
+    With ``target`` ("label", the only label column a text dataset has) rows without a label are
+    dropped and counted; with ``target=""`` every text is returned and ``y`` is None.
+    """
+    if dataset.kind != DatasetKind.TEXT:
+        raise DatasetError(f"dataset '{dataset.name}' is {dataset.kind}, not text")
+    if not dataset.file:
+        raise DatasetError(f"dataset '{dataset.name}' has no stored file")
+    target = (target or "").strip()
+    if target and target != LABEL_COLUMN:
+        raise DatasetError(f"target '{target}' is not a column of text dataset '{dataset.name}'; its label column "
+                           f"is '{LABEL_COLUMN}'")
+    profile = dataset.profile or {}
+    texts: list[str] = []
+    labels: list[str] = []
+    dropped = 0
+    try:
+        with storage_local_copy(dataset.file) as path, \
+                open_text(path, fmt=profile.get("format", "csv"), delimiter=profile.get("delimiter", ",")) \
+                as (has_label, records):
+            if target and not has_label:
+                raise DatasetError(f"text dataset '{dataset.name}' has no '{LABEL_COLUMN}' column: upload texts "
+                                   "with labels to train a classifier")
+            for _, text, label in records:
+                if target:
+                    if label is None:
+                        dropped += 1
+                        continue
+                    labels.append(label)
+                texts.append(text)
+    except TextError as exc:
+        raise DatasetError(f"dataset '{dataset.name}' could not be read: {exc}") from None
+    except FileNotFoundError:
+        raise DatasetError(f"the stored file of dataset '{dataset.name}' is missing") from None
+    if not texts:
+        raise DatasetError(f"every row of dataset '{dataset.name}' is missing its '{LABEL_COLUMN}'" if dropped
+                           else f"dataset '{dataset.name}' has no rows")
+    return TextData(texts=texts, y=np.asarray(labels, dtype=str) if target else None, n_dropped=dropped)
+
+
+@dataclass
+class ImageData:
+    """Decoded images of an image dataset, resized at upload to ``image_size`` squares (RGB)."""
+
+    X: np.ndarray  # (n, H, W, 3) uint8
+    y: np.ndarray | None  # (n,) str class labels (classification); None for detection
+    boxes: list[np.ndarray] | None  # detection: per image an (k, 4) float32 x1, y1, x2, y2 in resized pixels
+    box_labels: list[np.ndarray] | None  # detection: per image a (k,) str array of box labels
+    files: list[str]
+    task: str  # "classification" | "detection"
+
+    @property
+    def classes(self) -> list[str]:
+        labels = self.y if self.y is not None else np.concatenate(self.box_labels or [np.array([], dtype=str)])
+        return sorted(set(labels.tolist()))
+
+
+def load_images(*, dataset: Dataset) -> ImageData:
+    """Read the arrays stored for an image dataset at upload (no pickle)."""
+    if dataset.kind != DatasetKind.IMAGE:
+        raise DatasetError(f"dataset '{dataset.name}' is {dataset.kind}, not image")
+    profile = dataset.profile or {}
+    name = profile.get("arrays")
+    if not name:
+        raise DatasetError(f"image dataset '{dataset.name}' has no decoded arrays; upload it again")
+    try:
+        with storage_local_copy(name, suffix=".npz") as path:
+            arrays = load_npz(path, ("X", "files", "labels", "box_offsets", "box_coords", "box_labels"))
+    except FileNotFoundError:
+        raise DatasetError(f"the stored arrays of dataset '{dataset.name}' are missing") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise DatasetError(f"the stored arrays of dataset '{dataset.name}' could not be read: {exc}") from None
+    task = profile.get("task", "classification")
+    files = [str(f) for f in arrays["files"]]
+    if task == "detection":
+        offsets = arrays["box_offsets"]
+        boxes = [arrays["box_coords"][offsets[i]:offsets[i + 1]] for i in range(len(files))]
+        box_labels = [arrays["box_labels"][offsets[i]:offsets[i + 1]] for i in range(len(files))]
+        return ImageData(X=arrays["X"], y=None, boxes=boxes, box_labels=box_labels, files=files, task=task)
+    return ImageData(X=arrays["X"], y=arrays["labels"], boxes=None, box_labels=None, files=files, task=task)

@@ -8,9 +8,11 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from studio.accounts.selectors import project_list
-from studio.core.storage import storage_open
-from studio.datasets.models import Dataset
+from studio.core.storage import storage_local_copy, storage_open
+from studio.datasets.images import GALLERY_MAX, image_boxes, load_npz, thumbnail_data_uri
+from studio.datasets.models import Dataset, DatasetKind
 from studio.datasets.profiling import CsvError, read_preview
+from studio.datasets.text import LABEL_COLUMN, TEXT_COLUMN, TextError, read_text_preview
 from studio.training.models import ACTIVE_STATUSES, TrainingJob
 
 if TYPE_CHECKING:
@@ -32,8 +34,16 @@ PREVIEW_MAX_ROWS = 1000
 
 
 def dataset_preview(*, dataset: Dataset, rows: int = 50) -> dict:
-    """``{"columns": [...names], "rows": [[...strings], ...]}``: the first ``rows`` data rows as stored."""
+    """``{"columns": [...names], "rows": [[...strings], ...]}``: the first ``rows`` data rows as stored.
+
+    Text datasets give ``text``, ``label`` rows; image datasets give ``file``, ``label`` rows (for
+    detection, the labels of the image's boxes joined by ", ").
+    """
     rows = max(0, min(int(rows), PREVIEW_MAX_ROWS))
+    if dataset.kind == DatasetKind.TEXT:
+        return _text_preview(dataset, rows)
+    if dataset.kind == DatasetKind.IMAGE:
+        return _image_preview(dataset, rows)
     delimiter = (dataset.profile or {}).get("delimiter", ",")
     try:
         # Streamed from storage, not copied: on S3 a 1 GB dataset must not be fetched to show 50 rows.
@@ -41,6 +51,52 @@ def dataset_preview(*, dataset: Dataset, rows: int = 50) -> dict:
     except (CsvError, FileNotFoundError, OSError):
         # The file was validated at upload; if it has gone or changed since, show no rows, not a 500.
         return {"columns": dataset.column_names, "rows": []}
+
+
+def _text_preview(dataset: Dataset, rows: int) -> dict:
+    profile = dataset.profile or {}
+    try:
+        return read_text_preview(storage_open(dataset.file), fmt=profile.get("format", "csv"),
+                                 delimiter=profile.get("delimiter", ","), rows=rows)
+    except (TextError, FileNotFoundError, OSError):
+        return {"columns": [TEXT_COLUMN, LABEL_COLUMN], "rows": []}
+
+
+_LABEL_KEYS = ("files", "labels", "box_offsets", "box_coords", "box_labels")
+
+
+def _image_arrays(dataset: Dataset, keys: tuple[str, ...] = _LABEL_KEYS) -> dict | None:
+    name = (dataset.profile or {}).get("arrays")
+    if not name:
+        return None
+    try:
+        with storage_local_copy(name, suffix=".npz") as path:
+            return load_npz(path, keys)
+    except (FileNotFoundError, OSError, ValueError, KeyError):
+        return None
+
+
+def _image_label(arrays: dict, i: int) -> str:
+    label = str(arrays["labels"][i])
+    return label or ", ".join(box[0] for box in image_boxes(arrays, i))
+
+
+def _image_preview(dataset: Dataset, rows: int) -> dict:
+    arrays = _image_arrays(dataset)
+    count = 0 if arrays is None else min(rows, len(arrays["files"]))
+    return {"columns": ["file", "label"],
+            "rows": [[str(arrays["files"][i]), _image_label(arrays, i)] for i in range(count)]}
+
+
+def dataset_gallery(*, dataset: Dataset, limit: int = GALLERY_MAX) -> list[dict]:
+    """Up to ``limit`` images of an image dataset as ``{file, label, src}``, ``src`` a PNG data URI with
+    the boxes drawn (spread over the dataset, so every class shows up in a sorted class-folder ZIP)."""
+    arrays = _image_arrays(dataset, (*_LABEL_KEYS, "gallery_index", "gallery_X"))
+    if arrays is None:
+        return []
+    picks = [int(i) for i in arrays["gallery_index"][:limit]]
+    return [{"file": str(arrays["files"][i]), "label": _image_label(arrays, i),
+             "src": thumbnail_data_uri(arrays["gallery_X"][k], image_boxes(arrays, i))} for k, i in enumerate(picks)]
 
 
 def dataset_open(*, dataset: Dataset) -> IO[bytes]:

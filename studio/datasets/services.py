@@ -12,6 +12,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,9 +30,17 @@ from studio.core.storage import (
     storage_delete_prefix,
     storage_save_stream,
 )
+from studio.datasets.images import (
+    DEFAULT_IMAGE_SIZE,
+    MAX_IMAGE_SIZE,
+    MIN_IMAGE_SIZE,
+    ImageZipError,
+    read_image_zip,
+)
 from studio.datasets.models import Dataset, DatasetKind, DatasetStatus
 from studio.datasets.profiling import CsvError, profile_csv
 from studio.datasets.selectors import dataset_active_job
+from studio.datasets.text import TextError, profile_text
 from studio.datasets.uploads import max_upload_bytes, too_large_message
 
 if TYPE_CHECKING:
@@ -42,9 +51,10 @@ if TYPE_CHECKING:
 # What a file extension says about the kind of data, when the uploader does not say.
 KIND_BY_EXTENSION = {
     ".csv": DatasetKind.TABULAR, ".tsv": DatasetKind.TABULAR, ".txt": DatasetKind.TABULAR,
-    ".zip": DatasetKind.IMAGE, ".jsonl": DatasetKind.TEXT, ".json": DatasetKind.TEXT,
+    ".zip": DatasetKind.IMAGE, ".jsonl": DatasetKind.TEXT, ".json": DatasetKind.TEXT, ".ndjson": DatasetKind.TEXT,
 }
-SUPPORTED_KINDS = (DatasetKind.TABULAR,)
+ARRAYS_NAME = "arrays.npz"  # decoded images of an image dataset, stored next to the original ZIP
+SUPPORTED_KINDS = (DatasetKind.TABULAR, DatasetKind.TEXT, DatasetKind.IMAGE)
 UNSUPPORTED_FORMATS = {".npz": "NPZ", ".parquet": "Parquet", ".xlsx": "Excel", ".xls": "Excel",
                        ".feather": "Feather", ".pkl": "pickle", ".pickle": "pickle"}
 NAME_MAX = 200
@@ -77,14 +87,16 @@ def _resolve_kind(kind: str, filename: str) -> str:
     else:
         if suffix in UNSUPPORTED_FORMATS:
             raise ValidationError({"file": [
-                f"{UNSUPPORTED_FORMATS[suffix]} files are not supported yet; upload a CSV file with a header row."]})
+                f"{UNSUPPORTED_FORMATS[suffix]} files are not supported yet; upload a CSV file with a header row, "
+                "CSV/JSONL text or a ZIP of images."]})
         # Anything not recognisably another format is tried as CSV: the parser says if it is not one.
         kind = KIND_BY_EXTENSION.get(suffix, DatasetKind.TABULAR)
         source = f" (inferred from '{filename}')"
     if kind not in SUPPORTED_KINDS:
-        raise ValidationError({"kind": [
-            f"kind '{kind}' is not supported yet{source}; only tabular data (a CSV file with a header row) "
-            "can be uploaded for now."]})
+        raise ValidationError({"kind": [f"kind '{kind}' is not supported yet{source}."]})
+    if kind == DatasetKind.TEXT and suffix not in (".csv", ".tsv", ".txt", ".jsonl", ".json", ".ndjson"):
+        raise ValidationError({"file": [
+            f"a text dataset is a .csv or .jsonl file with a 'text' column (got '{filename}')."]})
     return kind
 
 
@@ -116,11 +128,14 @@ def _local_path(upload: UploadedFile) -> Iterator[Path]:
 
 
 def dataset_upload(*, user: User, project: Project, upload: UploadedFile, name: str = "", kind: str = "",
-                   target: str = "") -> Dataset:
+                   target: str = "", image_size: int | str | None = None) -> Dataset:
     """Validate, profile and store an uploaded file as a new dataset of ``project``.
 
     Raises PermissionDenied (below member), ValidationError naming the problem (400), Conflict for a
     duplicate name (409) or PayloadTooLarge (413). On any error nothing is stored.
+
+    ``kind`` is tabular (CSV), text (CSV or JSONL with a ``text`` column, see text.py) or image (a ZIP,
+    see images.py; decoded to ``image_size`` square arrays stored as ``arrays.npz`` beside the ZIP).
     """
     require_role(user=user, team=project.team, role=Role.MEMBER)
     if upload is None:
@@ -133,30 +148,83 @@ def dataset_upload(*, user: User, project: Project, upload: UploadedFile, name: 
     # Cheap checks first: a name clash should not cost a pass over a large file.
     _ensure_name_free(project=project, name=name)
 
-    with _local_path(upload) as path:
-        try:
-            profile = profile_csv(path, filename=filename)
-        except CsvError as exc:
-            raise ValidationError({"file": [str(exc)]}) from None
-    target = (target or "").strip()
-    if target and target not in profile.column_names:
-        names = profile.column_names
-        shown = ", ".join(names[:30]) + (f", … ({len(names)} in all)" if len(names) > 30 else "")
-        raise ValidationError({"target": [f"target '{target}' is not a column; columns: {shown}"]})
+    with tempfile.TemporaryDirectory() as workdir, _local_path(upload) as path:
+        profiled = _profile(kind=kind, path=path, filename=filename, image_size=image_size, workdir=Path(workdir))
+        target = (target or "").strip()
+        if target and kind != DatasetKind.TABULAR and target != "label":
+            raise ValidationError({"target": [f"a {kind} dataset's target can only be 'label' (got '{target}')."]})
+        if target and target not in profiled.column_names:
+            names = profiled.column_names
+            shown = ", ".join(names[:30]) + (f", … ({len(names)} in all)" if len(names) > 30 else "")
+            raise ValidationError({"target": [f"target '{target}' is not a column; columns: {shown}"]})
+        return _store(user=user, project=project, upload=upload, filename=filename, name=name, kind=kind,
+                      target=target, profiled=profiled)
 
+
+@dataclass
+class _Profiled:
+    rows: int
+    columns: list[dict]
+    profile: dict
+    arrays: Path | None = None  # the decoded images of an image dataset, to store next to the original
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c["name"] for c in self.columns]
+
+
+def _image_size(value) -> int:
+    if value in (None, ""):
+        return DEFAULT_IMAGE_SIZE
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        size = -1
+    if not MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE:
+        raise ValidationError({"image_size": [
+            f"image_size must be a whole number from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} (got '{value}')."]})
+    return size
+
+
+def _profile(*, kind: str, path: Path, filename: str, image_size, workdir: Path) -> _Profiled:
+    """Validate and profile the upload by kind; any problem is a ValidationError on ``file``."""
+    try:
+        if kind == DatasetKind.TEXT:
+            text = profile_text(path, filename=filename)
+            return _Profiled(rows=text.rows, columns=text.as_columns(), profile=text.as_profile())
+        if kind == DatasetKind.IMAGE:
+            size = _image_size(image_size)
+            images = read_image_zip(path, image_size=size)
+            arrays = workdir / ARRAYS_NAME
+            images.save_npz(arrays)
+            return _Profiled(rows=len(images.files), columns=images.columns(), profile=images.profile(),
+                             arrays=arrays)
+        profile = profile_csv(path, filename=filename)
+    except (CsvError, TextError, ImageZipError) as exc:
+        raise ValidationError({"file": [str(exc)]}) from None
+    return _Profiled(rows=profile.rows, columns=profile.as_columns(), profile=profile.as_profile())
+
+
+def _store(*, user: User, project: Project, upload: UploadedFile, filename: str, name: str, kind: str,
+           target: str, profiled: _Profiled) -> Dataset:
     dataset_id = uuid.uuid4()
     prefix = dataset_storage_prefix(project_id=project.id, dataset_id=dataset_id)
+    profile = profiled.profile
     try:
         stored, size, sha256 = storage_save_stream(name=prefix + _safe_filename(filename), stream=upload)
+        if profiled.arrays is not None:
+            with profiled.arrays.open("rb") as fh:
+                arrays, _, _ = storage_save_stream(name=prefix + ARRAYS_NAME, stream=fh)
+            profile = {**profile, "arrays": arrays}
         with transaction.atomic():
             dataset = Dataset.objects.create(
                 id=dataset_id, project=project, name=name, kind=kind, status=DatasetStatus.READY,
                 file=stored, original_filename=filename[:255], size_bytes=size, sha256=sha256,
-                rows=profile.rows, columns=profile.as_columns(), profile=profile.as_profile(),
+                rows=profiled.rows, columns=profiled.columns, profile=profile,
                 target=target, created_by=user,
             )
             audit(actor=user, verb="uploaded dataset", project=project, target=name,
-                  data={"dataset": str(dataset.id), "rows": profile.rows, "size_bytes": size})
+                  data={"dataset": str(dataset.id), "kind": kind, "rows": profiled.rows, "size_bytes": size})
     except IntegrityError:
         storage_delete_prefix(prefix)
         raise Conflict(f"a dataset named '{name}' already exists in this project; choose another name.") from None

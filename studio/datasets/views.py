@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from studio.core.errors import Conflict, PayloadTooLarge
 from studio.core.pages import ProjectAccess, project_access
 from studio.datasets import selectors, services
+from studio.datasets.models import DatasetKind
 from studio.datasets.uploads import max_upload_bytes, raise_if_upload_rejected, too_large_message
 
 PREVIEW_ROWS = 50
@@ -44,7 +45,7 @@ def dataset_list(request, project_id):
 
 
 def _upload(request, access: ProjectAccess):
-    values = {k: request.POST.get(k, "") for k in ("name", "target")}
+    values = {k: request.POST.get(k, "") for k in ("name", "target", "kind", "image_size")}
     try:
         if not access.can_edit:
             raise PermissionDenied("Viewers cannot upload datasets; ask a team admin for the member role.")
@@ -57,11 +58,19 @@ def _upload(request, access: ProjectAccess):
         if _wants_json(request):
             return JsonResponse({"detail": message}, status=code)
         return _render_list(request, access, status=code, upload_error=message, values=values)
-    messages.success(request, f"Uploaded '{dataset.name}': {dataset.rows} rows, {len(dataset.columns)} columns.")
+    messages.success(request, _uploaded_message(dataset))
     url = reverse("dataset-detail", args=[access.project.id, dataset.id])
     if _wants_json(request):
         return JsonResponse({"id": str(dataset.id), "url": url}, status=201)
     return redirect(url)
+
+
+def _uploaded_message(dataset) -> str:
+    if dataset.kind == DatasetKind.IMAGE:
+        return f"Uploaded '{dataset.name}': {dataset.rows} images ({dataset.profile.get('task')})."
+    if dataset.kind == DatasetKind.TEXT:
+        return f"Uploaded '{dataset.name}': {dataset.rows} texts."
+    return f"Uploaded '{dataset.name}': {dataset.rows} rows, {len(dataset.columns)} columns."
 
 
 def _error_status(exc: Exception) -> tuple[int, str]:
@@ -144,11 +153,56 @@ def _charts(columns: list[dict], target: str) -> list[dict]:
     return charts
 
 
+def _bar_figure(labels: list[str], counts: list[int], *, color: str, y_title: str) -> dict:
+    layout = {**_LAYOUT, "xaxis": {"type": "category", "automargin": True},
+              "yaxis": {**_LAYOUT["yaxis"], "title": {"text": y_title}}}
+    return {"data": [{"type": "bar", "x": labels, "y": counts, "marker": {"color": color},
+                      "hovertemplate": "%{x}: %{y}<extra></extra>"}], "layout": layout}
+
+
+def _class_chart(counts: dict, *, y_title: str, by_count: bool) -> dict | None:
+    if not counts:
+        return None
+    # Sorted here, not trusted from the stored dict: a Postgres jsonb column does not keep key order.
+    items = sorted(counts.items(), key=(lambda kv: (-kv[1], kv[0])) if by_count else (lambda kv: kv[0]))
+    top = items[:MAX_CHARTS]
+    return {"id": "figure-classes", "figure": _bar_figure([k for k, _ in top], [v for _, v in top],
+                                                           color="#137a3a", y_title=y_title),
+            "truncated": len(counts) > MAX_CHARTS}
+
+
+def _text_context(dataset) -> dict:
+    profile = dataset.profile or {}
+    length = profile.get("length") or {}
+    length_chart = None
+    if length.get("counts"):
+        figure = _histogram_figure({"name": "words per text", "histogram": {
+            "edges": length["edges"], "counts": length["counts"]}})
+        length_chart = {"id": "figure-length", "figure": figure}
+    return {"class_chart": _class_chart(profile.get("label_counts") or {}, y_title="texts", by_count=True),
+            "length_chart": length_chart, "length": length, "text_profile": profile}
+
+
+def _image_context(dataset) -> dict:
+    profile = dataset.profile or {}
+    y_title = "boxes" if profile.get("task") == "detection" else "images"
+    return {"class_chart": _class_chart(profile.get("class_counts") or {}, y_title=y_title, by_count=False),
+            "image_profile": profile, "gallery": selectors.dataset_gallery(dataset=dataset)}
+
+
 @login_required
 @require_GET
 def dataset_detail(request, project_id, dataset_id):
     access = project_access(request, project_id)
     dataset = selectors.dataset_get(user=request.user, project=access.project, dataset_id=dataset_id)
+    common = {"dataset": dataset, "active_job": selectors.dataset_active_job(dataset=dataset)}
+    if dataset.kind == DatasetKind.TEXT:
+        return render(request, "datasets/dataset_detail_text.html", access.context(
+            "data", **common, **_text_context(dataset),
+            preview=selectors.dataset_preview(dataset=dataset, rows=PREVIEW_ROWS)))
+    if dataset.kind == DatasetKind.IMAGE:
+        return render(request, "datasets/dataset_detail_image.html", access.context(
+            "data", **common, **_image_context(dataset)))
     columns = (dataset.profile or {}).get("columns", [])
     return render(request, "datasets/dataset_detail.html", access.context(
         "data", dataset=dataset,

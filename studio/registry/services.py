@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from algorithms import Estimator, load_model
+from algorithms import Estimator, UnknownAlgorithm, get_algorithm, load_model
 from studio.core.storage import (
     project_storage_prefix,
     storage_delete_prefix,
@@ -102,17 +102,22 @@ class LoadedModel:
     """
 
     estimator: Estimator
-    preprocessor: TabularPreprocessor
+    # None for text and image models: they take texts / images as they are, with no tabular features.
+    preprocessor: TabularPreprocessor | None
 
     @property
     def input_names(self) -> list[str]:
-        return self.preprocessor.input_names
+        return self.preprocessor.input_names if self.preprocessor is not None else []
 
-    def features(self, rows: Sequence[Mapping[str, Any] | Sequence[Any]]) -> np.ndarray:
+    def features(self, rows: Sequence[Mapping[str, Any] | Sequence[Any]]) -> Any:
         """Records (``{column: value}`` or lists in :attr:`input_names` order) -> the model's feature matrix.
 
-        Raises :class:`~studio.datasets.preprocessing.InputError` (a ValueError) naming the record and column.
+        Without a preprocessor (text and image models) the inputs pass through: a list of texts, or
+        an image array. Raises :class:`~studio.datasets.preprocessing.InputError` (a ValueError)
+        naming the record and column.
         """
+        if self.preprocessor is None:
+            return list(rows) if getattr(self.estimator, "input", "") == "text" else np.asarray(rows)
         return self.preprocessor.transform_records(rows)
 
     def predict(self, rows: Sequence[Mapping[str, Any] | Sequence[Any]]) -> np.ndarray:
@@ -126,10 +131,17 @@ class LoadedModel:
         return self.estimator.transform(X)
 
 
-def model_preprocessor(*, directory: Path, model: Model) -> TabularPreprocessor:
-    """The preprocessing saved with the model; numeric pass-through for models saved before it existed."""
+def model_preprocessor(*, directory: Path, model: Model) -> TabularPreprocessor | None:
+    """The preprocessing saved with the model; numeric pass-through for tabular models saved before it
+    existed; None for text and image models, which never have one."""
     if (directory / PREPROCESSING_FILENAME).exists():
         return TabularPreprocessor.load(directory)
+    try:
+        media = get_algorithm(model.algorithm).input != "tabular"
+    except UnknownAlgorithm:
+        media = False
+    if media:
+        return None
     return TabularPreprocessor.passthrough(model.feature_names or [])
 
 

@@ -29,6 +29,8 @@ MAX_NEIGHBORS = 10
 TOP_LEGEND = {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"}
 
 CLASSIFICATION_TASKS = ("binary_classification", "multiclass_classification")
+# Tasks of text and image models, whose inputs are texts or images rather than a feature matrix.
+MEDIA_CLASSIFICATION_TASKS = ("image_classification", "text_classification")
 
 
 def sample_indices(n: int, *, limit: int = MAX_POINTS, seed: int = 0) -> np.ndarray:
@@ -75,6 +77,21 @@ def result_plots(
         plots.append(neighbors_table(estimator, X_s, y_s, rows=rows_s, y_train=y_train, train_rows=train_rows,
                                      channel=channel))
     return plots
+
+
+def prediction_plots(estimator: Any, X: Any, y: np.ndarray | None, *, channel: str = "validation",
+                     seed: int = 0) -> list[dict[str, Any]]:
+    """The classification plots of a text or image model, drawn from its predictions on a sample of ``X``.
+
+    ``X`` is whatever the model predicts from (a list of texts, an (N, H, W, C) image array); only
+    ``predict`` and ``predict_proba`` look inside it, so no tabular features are needed.
+    """
+    if getattr(estimator, "task_", "") not in MEDIA_CLASSIFICATION_TASKS or y is None:
+        return []
+    index = sample_indices(len(X), seed=seed)
+    X_s = X[index] if isinstance(X, np.ndarray) else [X[i] for i in index.tolist()]
+    y_s = np.asarray(y)[index]
+    return classification_plots(estimator, X_s, y_s, where=_sample_phrase(len(index), len(X), channel))
 
 
 # --- classification ---------------------------------------------------------------------------------

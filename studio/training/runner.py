@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connections, transaction
 
 from algorithms import get_algorithm
-from studio.datasets.loading import load_tabular
+from studio.datasets.loading import DatasetError, load_images, load_tabular, load_text
 from studio.datasets.preprocessing import DEFAULT_MISSING_STRATEGY, Prepared, TabularPreprocessor
 from studio.registry import services as registry_services
 from studio.training import plots, services
@@ -102,6 +102,21 @@ def _evaluation_sample(X: np.ndarray, y: Any, *, seed: int) -> tuple[np.ndarray,
     return X[rows], None if y is None else np.asarray(y)[rows]
 
 
+def _take(X: Any, index: np.ndarray) -> Any:
+    """Rows of an array, or items of a list (texts, per-image boxes), at ``index``."""
+    if isinstance(X, np.ndarray):
+        return X[index]
+    return [X[i] for i in index.tolist()]
+
+
+def _media_sample(X: Any, y: Any, *, seed: int) -> tuple[Any, Any]:
+    """Like _evaluation_sample, for texts (a list) as well as images."""
+    if len(X) <= TRAIN_EVAL_ROWS:
+        return X, y
+    rows = np.sort(np.random.default_rng(seed).choice(len(X), TRAIN_EVAL_ROWS, replace=False))
+    return _take(X, rows), None if y is None else _take(y, rows)
+
+
 class _Run:
     def __init__(self, job: TrainingJob) -> None:
         self.job = job
@@ -141,6 +156,9 @@ class _Run:
         if job.dataset is None:
             raise ValueError("The training dataset was deleted before the job started.")
         self.log(f"Starting {algo.title} job '{job.name}' on {job.worker or 'a worker'} (attempt {job.attempts}).")
+        if algo.input in ("text", "image"):
+            self._execute_media(algo, hyperparameters)
+            return
 
         # An algorithm without a target must not learn from the dataset's label column either.
         exclude = [job.dataset.target] if not job.target and algo.target != "required" and job.dataset.target else []
@@ -193,17 +211,7 @@ class _Run:
         if X_val is not None:
             fit_kwargs.update(X_val=X_val, y_val=y_val)
         estimator.fit(X_train, y_train, **fit_kwargs)
-
-        if self.lost:
-            logger.warning("training job %s was finished by someone else while it ran", job.id)
-            return
-        summary = self._fit_summary(estimator)
-        if summary:
-            self.log(summary)
-        if self.stop_message:
-            self.log(f"{self.stop_message} after epoch {self.last_step}.")
-            services.training_job_finish(job=job, status=JobStatus.STOPPED, status_message=self.stop_message,
-                                         final_metrics=self.last_metrics)
+        if not self._after_fit(estimator):
             return
 
         final = dict(self.last_metrics)
@@ -218,14 +226,107 @@ class _Run:
         plots = self._plots(estimator, train=train, val=val, target_kind=algo.target, seed=seed)
         self._save(estimator, preprocessor, final, hyperparameters, plots)
 
-    def _plots(self, estimator: Any, *, train: Prepared, val: Prepared | None, target_kind: str,
-               seed: int) -> list[dict[str, Any]]:
-        """Result plots on the validation rows (training rows without them); never fails the job."""
-        source, channel = (val, "validation") if val is not None else (train, "training")
-        y = None if target_kind == "none" else source.y
+    # --- text and image jobs: no tabular preprocessing, the loaders hand over model-ready inputs -----
+
+    def _load_media(self, algo: Any, dataset: Any) -> tuple[Any, Any]:
+        """(inputs, labels) of a text or image dataset: a list of str, or uint8 images (N, H, W, 3).
+
+        Labels are class names (an array), reference texts, or for detection one list of box dicts per image.
+        """
+        if algo.input == "text":
+            # Optional labels (a summarizer's reference summaries) are read only when the job asked for them.
+            labelled = algo.target == "required" or (algo.target == "optional" and bool(self.job.target))
+            data = load_text(dataset=dataset, target="label" if labelled else "")
+            dropped = f" ({data.n_dropped:,} without a label dropped)" if data.n_dropped else ""
+            labels = ""
+            if data.y is not None:
+                labels = f" in {len(set(data.y.tolist())):,} classes" if algo.target == "required" else " with labels"
+            self.log(f"Loaded {len(data.texts):,} texts{labels} from dataset '{dataset.name}'{dropped}.")
+            return data.texts, data.y
+        data = load_images(dataset=dataset)
+        n, h, w = data.X.shape[:3]
+        self.log(f"Loaded {n:,} images {w}×{h} from dataset '{dataset.name}' "  # noqa: RUF001
+                 f"({data.task}, {len(data.classes):,} class(es)).")
+        wants_boxes = "detection" in algo.task  # an object detector learns boxes, every other image model classes
+        if data.task == "detection":
+            if not wants_boxes:
+                # Detection datasets carry boxes, not one class per image: a classifier has nothing to learn.
+                raise DatasetError(f"{algo.name} needs one class per image, but dataset '{dataset.name}' holds "
+                                   "detection boxes: upload a ZIP of class folders.")
+            boxes = [[{"label": str(label), "x1": float(b[0]), "y1": float(b[1]), "x2": float(b[2]),
+                       "y2": float(b[3])} for b, label in zip(coords.tolist(), labels.tolist(), strict=True)]
+                     for coords, labels in zip(data.boxes or [], data.box_labels or [], strict=True)]
+            return data.X, boxes
+        if wants_boxes:
+            raise DatasetError(f"{algo.name} needs boxes, but dataset '{dataset.name}' is a ZIP of class folders: "
+                               "upload images with an annotations.json.")
+        return data.X, data.y
+
+    def _execute_media(self, algo: Any, hyperparameters: dict[str, Any]) -> None:
+        job = self.job
+        X, y = self._load_media(algo, job.dataset)
+        seed = int(hyperparameters.get("random_state", 0) or 0)
+        X_val: Any = None
+        y_val: Any = None
+        if job.validation_dataset is not None:
+            X_train, y_train = X, y
+            X_val, y_val = self._load_media(algo, job.validation_dataset)
+        elif job.validation_fraction > 0:
+            # The same seeded split as tabular jobs, so a rerun holds out the same texts or images.
+            train_idx, val_idx = split_indices(len(X), fraction=job.validation_fraction, seed=seed)
+            X_train, X_val = _take(X, train_idx), _take(X, val_idx)
+            y_train = None if y is None else _take(y, train_idx)
+            y_val = None if y is None else _take(y, val_idx)
+        else:
+            X_train, y_train = X, y
+        if algo.target == "none":
+            y_train = y_val = None
+
+        unit = "texts" if algo.input == "text" else "images"
+        val_text = f"validating on {len(X_val):,}" if X_val is not None else "without a validation set"
+        self.log(f"Training {algo.name} on {len(X_train):,} {unit}, {val_text}.",
+                 "Hyperparameters: " + ", ".join(f"{k}={v}" for k, v in hyperparameters.items()))
+        estimator = algo(**hyperparameters)
+        fit_kwargs: dict[str, Any] = {"callback": self.callback}
+        if X_val is not None:
+            fit_kwargs.update(X_val=X_val, y_val=y_val)
+        estimator.fit(X_train, y_train, **fit_kwargs)
+        if not self._after_fit(estimator):
+            return
+
+        final = dict(self.last_metrics)
+        X_eval, y_eval = _media_sample(X_train, y_train, seed=seed)
+        if len(X_eval) < len(X_train):
+            self.log(f"Train metrics are measured on a random sample of {len(X_eval):,} training {unit}.")
+        final.update(self._evaluate(estimator, X_eval, y_eval, "train"))
+        if X_val is not None:
+            final.update(self._evaluate(estimator, X_val, y_val, "validation"))
+        final = {name: float(value) for name, value in final.items() if services._finite(value)}
+        self.log(f"Final metrics: {_metrics_text(final)}")
+        source, labels, channel = (X_val, y_val, "validation") if X_val is not None else (X_train, y_train, "training")
+        result = self._draw(lambda: plots.prediction_plots(estimator, source, labels, channel=channel, seed=seed),
+                            channel=channel)
+        self._save(estimator, None, final, hyperparameters, result)
+
+    def _after_fit(self, estimator: Any) -> bool:
+        """Log how fitting went; False when the job is no longer ours or was stopped (and is finished so)."""
+        if self.lost:
+            logger.warning("training job %s was finished by someone else while it ran", self.job.id)
+            return False
+        summary = self._fit_summary(estimator)
+        if summary:
+            self.log(summary)
+        if self.stop_message:
+            self.log(f"{self.stop_message} after epoch {self.last_step}.")
+            services.training_job_finish(job=self.job, status=JobStatus.STOPPED, status_message=self.stop_message,
+                                         final_metrics=self.last_metrics)
+            return False
+        return True
+
+    def _draw(self, draw: Any, *, channel: str) -> list[dict[str, Any]]:
+        """Run a plot function; a plot error is logged, never the job's failure."""
         try:
-            result = plots.result_plots(estimator, source.X, y, channel=channel, rows=source.rows,
-                                        y_train=train.y, train_rows=train.rows, seed=seed)
+            result = draw()
         except Exception as exc:
             logger.warning("result plots of training job %s failed", self.job.id, exc_info=True)
             self.log(f"Could not draw the result plots: {type(exc).__name__}: {exc}")
@@ -234,6 +335,15 @@ class _Run:
             self.log(f"Drew {len(result)} result plot(s) on {channel} rows: "
                      + ", ".join(p["title"].lower() for p in result) + ".")
         return result
+
+    def _plots(self, estimator: Any, *, train: Prepared, val: Prepared | None, target_kind: str,
+               seed: int) -> list[dict[str, Any]]:
+        """Result plots on the validation rows (training rows without them); never fails the job."""
+        source, channel = (val, "validation") if val is not None else (train, "training")
+        y = None if target_kind == "none" else source.y
+        return self._draw(lambda: plots.result_plots(estimator, source.X, y, channel=channel, rows=source.rows,
+                                                     y_train=train.y, train_rows=train.rows, seed=seed),
+                          channel=channel)
 
     @staticmethod
     def _fit_summary(estimator: Any) -> str:
@@ -261,14 +371,16 @@ class _Run:
         except NotImplementedError:
             return {}
 
-    def _save(self, estimator: Any, preprocessor: TabularPreprocessor, final: dict[str, float],
+    def _save(self, estimator: Any, preprocessor: TabularPreprocessor | None, final: dict[str, float],
               hyperparameters: dict[str, Any], result_plots: list[dict[str, Any]]) -> None:
         job = self.job
         model_id = uuid.uuid4()
         with tempfile.TemporaryDirectory() as tmp:
             estimator.save(Path(tmp))
             # Beside manifest.json and arrays.npz: how request records become the model's features.
-            preprocessor.save(Path(tmp))
+            # Text and image models take their inputs as they are, so they have no preprocessing.json.
+            if preprocessor is not None:
+                preprocessor.save(Path(tmp))
             artifacts = registry_services.model_artifacts_store(project=job.project, model_id=model_id,
                                                                 directory=Path(tmp))
         files = ", ".join(Path(name).name for name in artifacts.files)
@@ -278,7 +390,8 @@ class _Run:
                 registry_services.model_create(
                     project=job.project, model_id=model_id, name=job.name, algorithm=job.algorithm,
                     artifacts=artifacts, training_job=job, hyperparameters=hyperparameters, metrics=final,
-                    feature_names=preprocessor.input_names, target=job.target, created_by=job.created_by,
+                    feature_names=preprocessor.input_names if preprocessor is not None else [],
+                    target=job.target, created_by=job.created_by,
                 )
                 if not services.training_job_finish(job=job, status=JobStatus.COMPLETED,
                                                     status_message="Completed", final_metrics=final,

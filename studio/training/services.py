@@ -167,8 +167,21 @@ def training_job_validate(
             errors["dataset"] = [f"{algo.name} trains on {algo.input} datasets; '{train.name}' is {train.kind}."]
         if not target and needs == "required":
             target = train.target
-        if needs == "none":
-            pass  # nothing to check: a target was refused above
+        if train.kind == "text" and needs != "none":
+            # A text dataset has one label column whatever the upload said; supervised text jobs use it.
+            if not target and needs == "required":
+                target = "label"
+            if target and target != "label":
+                errors["target"] = [f"A text dataset's labels are in its 'label' column; leave target empty or "
+                                    f"set it to 'label' (got '{target}')."]
+        elif train.kind == "image" and needs != "none":
+            # Class labels come from the ZIP's folders (or its annotations), not from a column to choose.
+            if target and target != "label":
+                errors["target"] = [f"{algo.name if algo else 'This algorithm'} takes its labels from the image "
+                                    f"dataset's class folders; leave target empty (got '{target}')."]
+            target = ""
+        if needs == "none" or train.kind != "tabular":
+            pass  # nothing to check: a target was refused above, or text/image labels were settled just now
         elif target and target not in train.column_names:
             errors["target"] = [f"'{target}' is not a column of dataset '{train.name}'. "
                                 f"Columns: {_columns_text(train)}."]
@@ -179,6 +192,9 @@ def training_job_validate(
             if valid.id == train.id:
                 errors["validation_dataset"] = ["Use a different dataset than the training one, "
                                                 "or set validation_fraction instead."]
+            elif valid.kind != train.kind:
+                errors["validation_dataset"] = [f"Validation dataset '{valid.name}' is {valid.kind}; the training "
+                                                f"dataset is {train.kind}."]
             elif target and target not in valid.column_names:
                 errors["validation_dataset"] = [f"Validation dataset '{valid.name}' has no column '{target}'. "
                                                 f"Columns: {_columns_text(valid)}."]

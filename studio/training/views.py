@@ -79,15 +79,20 @@ def _default_target(algo, dataset, chosen: str | None) -> str:
 
     An anomaly detector's labels are optional and must be 0/1, so the dataset's target is not guessed for it.
     """
+    if dataset is not None and dataset.kind != "tabular":
+        # Text labels live in the 'label' column; image labels come from the ZIP's folders (no target).
+        return "label" if dataset.kind == "text" and algo.target != "none" else ""
     if chosen:
         return chosen
     return dataset.target if dataset is not None and algo.target == "required" else ""
 
 
 def _target_context(algo, dataset, chosen: str | None) -> dict[str, Any]:
-    excluded = dataset.target if dataset is not None and algo.target != "required" and dataset.target else ""
+    tabular = dataset is None or dataset.kind == "tabular"
+    excluded = dataset.target if tabular and dataset is not None and algo.target != "required" and dataset.target \
+        else ""
     return {"dataset": dataset, "target": _default_target(algo, dataset, chosen), "target_mode": algo.target,
-            "excluded_column": excluded}
+            "excluded_column": excluded, "dataset_kind": dataset.kind if dataset is not None else ""}
 
 
 def _form_context(request, access, values: dict[str, Any], errors: dict[str, list[str]]) -> dict:

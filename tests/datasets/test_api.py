@@ -49,7 +49,7 @@ def test_it_answers_400_naming_the_problem(world):
                          format="multipart")
     assert target.status_code == 400 and "target 'foo' is not a column; columns: a, b" in target.json()["detail"]
     kind = client.post(_url(world), {"file": _named(b"a\n1\n", "t.csv"), "kind": "image"}, format="multipart")
-    assert kind.status_code == 400 and "kind 'image' is not supported yet" in kind.json()["detail"]
+    assert kind.status_code == 400 and "this is not a ZIP archive" in kind.json()["detail"]
     missing = client.post(_url(world), {"name": "nothing"}, format="multipart")
     assert missing.status_code == 400 and "file" in missing.json()["errors"]
     empty = client.post(_url(world), {"file": _named(b"", "e.csv")}, format="multipart")

@@ -115,8 +115,8 @@ BAD_FILES = [
     ("nul.csv", b"a,b\n1,\x002\n", {}, "binary data"),
     ("data.json", b'{"a": 1}', {"kind": "tabular"}, "looks like JSON"),
     ("target.csv", b"a,b,c\n1,2,3\n", {"target": "foo"}, "target 'foo' is not a column; columns: a, b, c"),
-    ("images.zip", b"PK\x03\x04", {}, "kind 'image' is not supported yet"),
-    ("data.csv", b"a\n1\n", {"kind": "image"}, "kind 'image' is not supported yet"),
+    ("images.zip", b"PK\x03\x04", {}, "this is not a ZIP archive"),
+    ("data.csv", b"a\n1\n", {"kind": "image"}, "this is not a ZIP archive"),
     ("data.csv", b"a\n1\n", {"kind": "video"}, "kind must be one of tabular, text, image"),
     ("arrays.npz", b"\x93NUMPY", {}, "NPZ files are not supported yet"),
 ]

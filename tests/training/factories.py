@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -77,6 +79,78 @@ def anomalies_csv(n: int = 300, n_anomalies: int = 12, seed: int = 0) -> bytes:
     order = rng.permutation(n)
     rows = [[round(float(x[i, 0]), 4), round(float(x[i, 1]), 4), int(label[i])] for i in order]
     return csv_bytes(rows, ["x1", "x2", "is_anomaly"])
+
+
+IMAGE_SIZE = 8  # pixels square: tiny images keep an image job to a second
+
+
+def colour_images_zip(per_class: int = 24, seed: int = 0) -> bytes:
+    """A ZIP of two class folders of noisy PNGs, reddish 'warm' and bluish 'cool': easy to tell apart."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for label, colour in (("warm", (200, 60, 40)), ("cool", (40, 60, 200))):
+            for i in range(per_class):
+                pixels = np.clip(np.array(colour) + rng.normal(scale=30, size=(IMAGE_SIZE, IMAGE_SIZE, 3)), 0, 255)
+                png = io.BytesIO()
+                Image.fromarray(pixels.astype(np.uint8), "RGB").save(png, format="PNG")
+                zf.writestr(f"{label}/{i}.png", png.getvalue())
+    return buf.getvalue()
+
+
+def reviews_jsonl(n: int = 120, seed: int = 0) -> bytes:
+    """Short 'pos' and 'neg' reviews as JSONL with 'text' and 'label', told apart by their words."""
+    rng = np.random.default_rng(seed)
+    words = {"pos": ["great", "lovely", "superb", "fun", "moving"], "neg": ["awful", "boring", "dull", "bad", "slow"]}
+    filler = ["the", "film", "plot", "was", "a", "cast", "and"]
+    lines = []
+    for i in range(n):
+        label = "pos" if i % 2 else "neg"
+        tokens = list(rng.choice(words[label], size=3)) + list(rng.choice(filler, size=3))
+        rng.shuffle(tokens)
+        lines.append(json.dumps({"text": " ".join(tokens), "label": label}))
+    return ("\n".join(lines) + "\n").encode()
+
+
+DETECTION_SIZE = 16  # the detector wants sides that are multiples of 8
+
+
+def squares_detection_zip(n: int = 24, seed: int = 0) -> bytes:
+    """Noisy grey images, each with one bright red square, and its box in annotations.json (original pixels)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    size = DETECTION_SIZE
+    entries = []
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(n):
+            pixels = np.clip(90 + rng.normal(scale=15, size=(size, size, 3)), 0, 255)
+            side = int(rng.integers(5, 9))
+            x, y = (int(v) for v in rng.integers(0, size - side, size=2))
+            pixels[y:y + side, x:x + side] = (230, 30, 30)
+            png = io.BytesIO()
+            Image.fromarray(pixels.astype(np.uint8), "RGB").save(png, format="PNG")
+            zf.writestr(f"img/{i}.png", png.getvalue())
+            entries.append({"file": f"img/{i}.png",
+                            "boxes": [{"label": "square", "x1": x, "y1": y, "x2": x + side, "y2": y + side}]})
+        zf.writestr("annotations.json", json.dumps({"images": entries}))
+    return buf.getvalue()
+
+
+def documents_jsonl(n: int = 40, seed: int = 0) -> bytes:
+    """Documents of a few sentences whose 'label' is a reference summary (their first sentence)."""
+    rng = np.random.default_rng(seed)
+    topics = ["rain", "markets", "football", "elections", "science"]
+    lines = []
+    for i in range(n):
+        topic = topics[i % len(topics)]
+        lead = f"The {topic} story of day {i} made headlines across the country."
+        rest = [f"Observers said the {topic} news was {w}." for w in rng.choice(["big", "small", "odd", "new"], 3)]
+        lines.append(json.dumps({"text": " ".join([lead, *rest]), "label": lead}))
+    return ("\n".join(lines) + "\n").encode()
 
 
 def classification_dataset(project, name: str = "churn") -> Dataset:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -18,7 +19,17 @@ from studio.registry.models import Model
 from studio.registry.services import model_load_bundle
 from tests.conftest import api_client
 from tests.processes import celery_worker
-from tests.training.factories import anomalies_csv, blobs_csv, mixed_classification_csv
+from tests.training.factories import (
+    DETECTION_SIZE,
+    IMAGE_SIZE,
+    anomalies_csv,
+    blobs_csv,
+    colour_images_zip,
+    documents_jsonl,
+    mixed_classification_csv,
+    reviews_jsonl,
+    squares_detection_zip,
+)
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -33,11 +44,30 @@ DATASETS: dict[str, Callable[[], tuple[bytes, str, str, list]]] = {
     "none": lambda: (blobs_csv(label_column="group"), "group", "", [[0, 0, 0], [8, 8, 0]]),
     "optional": lambda: (anomalies_csv(), "", "is_anomaly", [[0, 0], [7, 7]]),
 }
+# Text and image algorithms: (file name, content, upload fields, two inputs to predict). Their labels come
+# from the dataset itself ('label' of a text file, class folders or annotations.json of a ZIP).
+def media_dataset(algo) -> tuple[str, bytes, dict, object]:
+    if algo.input == "text":
+        if algo.name == "summarization":  # 'label' holds reference summaries
+            return "documents.jsonl", documents_jsonl(), {}, ["One sentence here. Another one there.", "Short."]
+        return "reviews.jsonl", reviews_jsonl(), {}, ["great lovely film", "awful boring plot"]
+    if "detection" in algo.task:
+        return "squares.zip", squares_detection_zip(), {"image_size": DETECTION_SIZE}, \
+            np.zeros((2, DETECTION_SIZE, DETECTION_SIZE, 3), dtype=np.uint8)
+    return "shapes.zip", colour_images_zip(), {"image_size": IMAGE_SIZE}, \
+        np.zeros((2, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+
+
+
 # Small settings so every job takes about a second; anything not listed trains with its defaults.
 HYPERPARAMETERS = {
     "linear-learner": {"epochs": 5, "num_models": 2},
     "kmeans": {"k": 3},
     "random-cut-forest": {"num_trees": 50},
+    "image-classification": {"epochs": 2, "width": 8, "num_layers": 1, "mini_batch_size": 16},
+    "text-classification": {"epochs": 2, "vector_dim": 8, "buckets": 1000},
+    "word2vec": {"epochs": 2, "vector_dim": 8},
+    "object-detection": {"epochs": 2, "mini_batch_size": 8, "base_filters": 4},
 }
 PLOTS_BY_TASK = {
     "binary_classification": {"confusion_matrix", "roc"},
@@ -46,6 +76,12 @@ PLOTS_BY_TASK = {
     "clustering": {"clusters", "cluster_sizes"},
     "dimensionality_reduction": {"scree"},
     "anomaly_detection": {"anomaly_scores"},
+    "image_classification": {"confusion_matrix", "roc"},
+    "text_classification": {"confusion_matrix", "roc"},
+    # No result plot is drawn for these yet.
+    "embedding": set(),
+    "summarization": set(),
+    "object_detection": set(),
 }
 
 
@@ -73,13 +109,18 @@ def hyperparameters_for(algo) -> dict:
 
 @pytest.mark.parametrize("algo", list_algorithms(), ids=lambda a: a.name)
 def test_it_trains_every_algorithm_through_the_api(world, worker, algo):
-    content, dataset_target, target, records = DATASETS[algo.target]()
+    if algo.input == "tabular":
+        content, dataset_target, target, records = DATASETS[algo.target]()
+        fields = {"file": SimpleUploadedFile("data.csv", content, content_type="text/csv"), "target": dataset_target}
+    else:
+        filename, content, extra, records = media_dataset(algo)
+        # A text job's labels are its 'label' column; image labels need no target at all.
+        target = dataset_target = "label" if algo.input == "text" and algo.target != "none" else ""
+        fields = {"file": SimpleUploadedFile(filename, content), "kind": algo.input, **extra}
     client = api_client(world.member)
     pid = world.project.id
-    upload = client.post(f"/api/v1/projects/{pid}/datasets", {
-        "file": SimpleUploadedFile("data.csv", content, content_type="text/csv"), "name": f"{algo.name}-data",
-        "target": dataset_target,
-    }, format="multipart")
+    upload = client.post(f"/api/v1/projects/{pid}/datasets", {**fields, "name": f"{algo.name}-data"},
+                         format="multipart")
     assert upload.status_code == 201, upload.content
     created = client.post(f"/api/v1/projects/{pid}/training-jobs", {
         "algorithm": algo.name, "dataset": upload.json()["id"], "target": target, "validation_fraction": 0.25,
@@ -98,7 +139,10 @@ def test_it_trains_every_algorithm_through_the_api(world, worker, algo):
 
     model = client.get(f"/api/v1/projects/{pid}/models/{job['model']}").json()
     assert model["algorithm"] == algo.name and model["size_bytes"] > 0 and model["training_job"] == job["id"]
-    assert dataset_target not in model["feature_names"] and target not in model["feature_names"]
+    if algo.input == "tabular":
+        assert dataset_target not in model["feature_names"] and target not in model["feature_names"]
+    else:
+        assert model["feature_names"] == []  # text and image models have no tabular features
     prediction = model_load_bundle(model=Model.objects.get(id=model["id"])).predict(records)
     assert len(prediction) == 2
 

@@ -241,3 +241,46 @@ def test_it_leaves_data_bound_hyperparameters_empty_with_their_rule(world):
     body = signed_in(world.member).get(page(world, "new/?algorithm=pca")).content.decode()
     assert re.search(r'name="hp_num_components" value="" step="1" min="1" max="\d+" placeholder="10"', body)
     assert "Empty: 10, or the number of feature columns when the dataset has fewer." in body
+
+
+def _media_dataset(world, filename: str, content: bytes, kind: str):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from studio.datasets import services as dataset_services
+
+    return dataset_services.dataset_upload(user=world.member, project=world.project, name=filename.split(".")[0],
+                                           kind=kind, upload=SimpleUploadedFile(filename, content))
+
+
+def test_it_creates_an_image_classification_job_without_a_target_column(world, enqueued,
+                                                                        django_capture_on_commit_callbacks):
+    from tests.training.factories import colour_images_zip
+
+    dataset = _media_dataset(world, "shapes.zip", colour_images_zip(per_class=4), "image")
+    client = signed_in(world.member)
+    form = client.get(page(world, f"new/?algorithm=image-classification&dataset={dataset.id}")).content.decode()
+    assert 'data-testid="image-labels"' in form and 'id="id_target"' not in form
+    partial = client.get(page(world, f"new/target/?algorithm=image-classification&dataset={dataset.id}"))
+    assert 'name="target" value=""' in partial.content.decode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(page(world, "new/"), {
+            "algorithm": "image-classification", "name": "images-from-form", "dataset": str(dataset.id),
+            "target": "", "validation_fraction": "0.25", "hp_epochs": "2", "hp_width": "8",
+        })
+    job = TrainingJob.objects.get(name="images-from-form")
+    assert response.status_code == 302 and job.target == "" and job.hyperparameters["width"] == 8
+    assert enqueued == [str(job.id)]
+
+    refused = client.post(page(world, "new/"), {
+        "algorithm": "image-classification", "dataset": str(dataset.id), "target": "price",
+    })
+    assert refused.status_code == 400 and "class folders" in refused.content.decode()
+
+
+def test_it_preselects_the_label_column_for_a_text_dataset(world):
+    from tests.training.factories import reviews_jsonl
+
+    dataset = _media_dataset(world, "reviews.jsonl", reviews_jsonl(n=20), "text")
+    body = signed_in(world.member).get(page(world, f"new/target/?algorithm=linear-learner&dataset={dataset.id}"))
+    assert 'name="target" value="label"' in body.content.decode()
