@@ -38,12 +38,16 @@ class TrainingJobIn(serializers.Serializer):
 
 class ResultPlotOut(serializers.Serializer):
     id = serializers.CharField(help_text="confusion_matrix, roc, predicted_vs_actual, residuals, clusters, "
-                                         "cluster_sizes, scree, projection, anomaly_scores or neighbors")
+                                         "cluster_sizes, scree, projection, anomaly_scores, neighbors, "
+                                         "embedding_map, nearest_words, misclassified, detections, class_ap "
+                                         "or summaries")
     title = serializers.CharField()
-    kind = serializers.CharField(help_text="figure (a plotly figure) or table")
+    kind = serializers.CharField(help_text="figure (a plotly figure), table or images")
     figure = serializers.JSONField(required=False, help_text="plotly figure JSON {data, layout} (kind figure)")
     columns = serializers.ListField(child=serializers.CharField(), required=False, help_text="kind table")
     rows = serializers.ListField(child=serializers.ListField(child=serializers.JSONField()), required=False)
+    images = serializers.ListField(child=serializers.DictField(child=serializers.CharField()), required=False,
+                                   help_text="kind images: {src (a PNG data URI), caption}")
     note = serializers.CharField(help_text="What the plot was drawn on, in words.")
 
 

@@ -79,19 +79,41 @@ def result_plots(
     return plots
 
 
-def prediction_plots(estimator: Any, X: Any, y: np.ndarray | None, *, channel: str = "validation",
+def prediction_plots(estimator: Any, X: Any, y: Any, *, channel: str = "validation",
                      seed: int = 0) -> list[dict[str, Any]]:
-    """The classification plots of a text or image model, drawn from its predictions on a sample of ``X``.
+    """The result plots of a text or image model, drawn from its predictions on a sample of ``X``.
 
     ``X`` is whatever the model predicts from (a list of texts, an (N, H, W, C) image array); only
-    ``predict`` and ``predict_proba`` look inside it, so no tabular features are needed.
+    ``predict`` and ``predict_proba`` look inside it, so no tabular features are needed. A classifier
+    gets its confusion matrix and ROC (plus misclassified images), a word2vec model its embedding map
+    and nearest words, a detector its boxes on sample images and per-class AP, a summarizer sample
+    summaries.
     """
-    if getattr(estimator, "task_", "") not in MEDIA_CLASSIFICATION_TASKS or y is None:
+    task = getattr(estimator, "task_", "")
+    if task == "embedding":
+        return embedding_plots(estimator)
+    if X is None or not len(X):
+        return []
+    if task == "object_detection":
+        return detection_plots(estimator, X, y, channel=channel, seed=seed)
+    if task == "summarization":
+        return summarization_plots(estimator, X, y, channel=channel)
+    if task not in MEDIA_CLASSIFICATION_TASKS or y is None:
         return []
     index = sample_indices(len(X), seed=seed)
-    X_s = X[index] if isinstance(X, np.ndarray) else [X[i] for i in index.tolist()]
+    X_s = _take_items(X, index)
     y_s = np.asarray(y)[index]
-    return classification_plots(estimator, X_s, y_s, where=_sample_phrase(len(index), len(X), channel))
+    where = _sample_phrase(len(index), len(X), channel)
+    result = classification_plots(estimator, X_s, y_s, where=where)
+    if task == "image_classification":
+        grid = misclassified_images(estimator, X_s, y_s, where=where)
+        if grid is not None:
+            result.append(grid)
+    return result
+
+
+def _take_items(X: Any, index: np.ndarray) -> Any:
+    return X[index] if isinstance(X, np.ndarray) else [X[i] for i in index.tolist()]
 
 
 # --- classification ---------------------------------------------------------------------------------
@@ -407,7 +429,209 @@ def neighbors_table(estimator: Any, X: np.ndarray, y: np.ndarray | None, *, rows
             "columns": ["neighbor", "training row", "distance", value_name], "rows": table_rows, "note": note + "."}
 
 
+# --- word2vec -------------------------------------------------------------------------------------------
+
+MAX_EMBEDDING_WORDS = 300  # words drawn on the embedding map
+NEAREST_QUERIES = 8  # most frequent words listed with their neighbours
+NEAREST_K = 5
+
+
+def embedding_plots(estimator: Any) -> list[dict[str, Any]]:
+    """A 2-D PCA map of the most frequent words' vectors, and the nearest words of the most frequent ones."""
+    vocabulary = np.asarray(getattr(estimator, "vocabulary_", np.zeros(0, dtype=str)))
+    vectors = np.asarray(getattr(estimator, "vectors_", np.zeros((0, 0))), dtype=np.float64)
+    if vocabulary.size < 2 or vectors.ndim != 2 or vectors.shape[0] != vocabulary.size:
+        return []
+    result: list[dict[str, Any]] = []
+    n = min(MAX_EMBEDDING_WORDS, vocabulary.size)  # vocabulary_ is most frequent first
+    words = [str(w) for w in vocabulary[:n].tolist()]
+    top = vectors[:n]
+    norms = np.linalg.norm(top, axis=1, keepdims=True)
+    unit = top / np.maximum(norms, 1e-12)  # cosine geometry: direction, not length
+    mean, axes, ratio = principal_axes(unit)
+    points = (unit - mean) @ axes.T
+    counts = getattr(estimator, "word_counts_", None)
+    hover = words
+    if counts is not None and np.size(counts) >= n:
+        hover = [f"{w} ({int(c):,} times)" for w, c in zip(words, np.asarray(counts)[:n].tolist(), strict=True)]
+    result.append(_figure("embedding_map", "Word vectors on two principal components", [
+        {"type": "scatter", "mode": "markers+text", "x": _round(points[:, 0]), "y": _round(points[:, 1]),
+         "text": words, "hovertext": hover, "hoverinfo": "text", "textposition": "top center",
+         "textfont": {"size": 10}, "marker": {"size": 5, "opacity": 0.7}, "name": "words"},
+    ], {"xaxis": {"title": {"text": "PC 1"}, "zeroline": False},
+        "yaxis": {"title": {"text": "PC 2"}, "zeroline": False}, "height": 440, "showlegend": False},
+        note=(f"the {n:,} most frequent of {vocabulary.size:,} words (unit vectors); the two components explain "
+              f"{ratio[0]:.0%} and {ratio[1]:.0%} of their variance")))
+    nearest = getattr(estimator, "nearest", None)
+    if callable(nearest):
+        k = min(NEAREST_K, vocabulary.size - 1)
+        rows = []
+        for word in words[:NEAREST_QUERIES]:
+            try:
+                found = nearest(word, k=k)
+            except KeyError:
+                continue
+            cells = [f"{other} ({similarity:.3f})" for other, similarity in found]
+            rows.append([word, *cells, *([""] * (k - len(cells)))])
+        if rows:
+            result.append(_table("nearest_words", "Nearest words", ["word", *[f"#{i + 1}" for i in range(k)]],
+                                 rows, note=f"the {k} words of highest cosine similarity to each of the "
+                                            f"{len(rows)} most frequent words"))
+    return result
+
+
+# --- images ----------------------------------------------------------------------------------------------
+
+MAX_MISCLASSIFIED = 12
+MAX_DETECTION_IMAGES = 8
+DETECTION_SCORE = 0.3  # predicted boxes drawn from this score up
+THUMBNAIL = 128  # longest side of an inline image, in pixels
+PREDICTED_COLOUR = (230, 57, 70)
+TRUTH_COLOUR = (46, 204, 113)
+
+
+def png_data_uri(image: np.ndarray, *, boxes: Sequence[tuple[Sequence[float], tuple[int, int, int]]] = (),
+                 size: int = THUMBNAIL) -> str:
+    """A small PNG of a uint8 (H, W, 3) image as a data URI, with ``(x1, y1, x2, y2), colour`` boxes drawn."""
+    import base64
+    import io
+
+    from PIL import Image, ImageDraw
+
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    picture = Image.fromarray(array).convert("RGB")
+    height, width = array.shape[:2]
+    scale = min(size / max(height, width, 1), 4.0)  # tiny images are enlarged a little, nearest-neighbour
+    if scale != 1.0:
+        picture = picture.resize((max(1, round(width * scale)), max(1, round(height * scale))),
+                                 Image.NEAREST if scale > 1 else Image.BILINEAR)
+    draw = ImageDraw.Draw(picture)
+    for coords, colour in boxes:
+        x1, y1, x2, y2 = (float(v) * scale for v in coords)
+        if x2 > x1 and y2 > y1:
+            draw.rectangle([x1, y1, x2, y2], outline=colour, width=2)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def misclassified_images(estimator: Any, X: np.ndarray, y: np.ndarray, *, where: str) -> dict[str, Any] | None:
+    """Up to :data:`MAX_MISCLASSIFIED` wrongly classified images, the most confident mistakes first."""
+    if not isinstance(X, np.ndarray) or X.ndim != 4 or not len(X):
+        return None
+    classes = getattr(estimator, "classes_", None)
+    proba = _probabilities(estimator, X)
+    if classes is not None and proba is not None and proba.ndim == 2 and proba.shape[1] == len(classes):
+        best = proba.argmax(axis=1)
+        predicted = np.asarray(classes)[best]
+        confidence = proba[np.arange(len(best)), best]
+    else:
+        predicted = np.asarray(estimator.predict(X))
+        confidence = np.full(len(predicted), np.nan)
+    wrong = np.array([_key(t) != _key(p) for t, p in zip(np.asarray(y).tolist(), predicted.tolist(), strict=True)])
+    n_wrong = int(wrong.sum())
+    if not n_wrong:
+        return _images_entry("misclassified", "Misclassified examples", [],
+                             note=f"{where}; every image was classified correctly")
+    order = np.flatnonzero(wrong)
+    order = order[np.argsort(-np.nan_to_num(confidence[order], nan=0.0), kind="stable")][:MAX_MISCLASSIFIED]
+    images = []
+    for i in order.tolist():
+        caption = f"true {_label(y[i])} · predicted {_label(predicted[i])}"
+        if math.isfinite(float(confidence[i])):
+            caption += f" ({float(confidence[i]):.0%})"
+        images.append({"src": png_data_uri(X[i]), "caption": caption})
+    return _images_entry("misclassified", "Misclassified examples", images,
+                         note=f"{where}; {n_wrong:,} misclassified, the {len(images)} most confident shown")
+
+
+def detection_plots(estimator: Any, X: Any, y: Any, *, channel: str, seed: int = 0) -> list[dict[str, Any]]:
+    """Predicted (and true) boxes on a few images, and the AP of each class when true boxes are known."""
+    images = np.asarray(X)
+    if images.ndim != 4 or not len(images):
+        return []
+    result: list[dict[str, Any]] = []
+    shown = np.arange(min(MAX_DETECTION_IMAGES, len(images)))
+    predictions = estimator.predict(images[shown])
+    tiles = []
+    for i, found in zip(shown.tolist(), predictions, strict=True):
+        boxes = []
+        truth = y[i] if y is not None and i < len(y) else []
+        boxes += [((b["x1"], b["y1"], b["x2"], b["y2"]), TRUTH_COLOUR) for b in truth]
+        kept = [d for d in found if float(d["score"]) >= DETECTION_SCORE]
+        boxes += [((d["x1"], d["y1"], d["x2"], d["y2"]), PREDICTED_COLOUR) for d in kept]
+        caption = ", ".join(f"{d['label']} {float(d['score']):.2f}" for d in kept[:4]) or "no box"
+        if len(kept) > 4:
+            caption += f" +{len(kept) - 4}"
+        if y is not None:
+            caption += f" · {len(truth)} true"
+        tiles.append({"src": png_data_uri(images[i], boxes=boxes), "caption": caption})
+    colours = "predicted boxes in red" + (", true boxes in green" if y is not None else "")
+    result.append(_images_entry("detections", f"Predictions on {channel} images", tiles,
+                                note=f"the first {len(tiles)} of {len(images):,} {channel} images; "
+                                     f"{colours}; boxes scoring at least {DETECTION_SCORE}"))
+    if y is not None:
+        from algorithms.object_detection import mean_average_precision
+
+        index = sample_indices(len(images), seed=seed)
+        truth = [y[i] for i in index.tolist()]
+        value, per_class = mean_average_precision(truth, estimator.predict(images[index]))
+        if per_class:
+            labels = sorted(per_class, key=str)
+            result.append(_figure("class_ap", "Average precision per class", [
+                {"type": "bar", "x": [str(c) for c in labels], "y": _round([per_class[c] for c in labels]),
+                 "name": "AP@0.5"},
+            ], {"xaxis": {"title": {"text": "class"}, "type": "category"},
+                "yaxis": {"title": {"text": "AP at IoU 0.5"}, "range": [0, 1.05]}},
+                note=f"{_sample_phrase(len(index), len(images), channel)}; mAP@0.5 {value:.3f}"))
+    return result
+
+
+# --- summarization -------------------------------------------------------------------------------------
+
+SUMMARY_DOCUMENTS = 3
+DOCUMENT_CHARS = 300
+
+
+def summarization_plots(estimator: Any, X: Any, y: Any, *, channel: str) -> list[dict[str, Any]]:
+    """The summaries of the first few documents, with their ROUGE-1 F1 when a reference summary exists."""
+    documents = [str(d) for d in list(X)[:SUMMARY_DOCUMENTS]]
+    if not documents:
+        return []
+    summaries = estimator.predict(documents)
+    references = None if y is None else [str(r) for r in list(y)[:SUMMARY_DOCUMENTS]]
+    columns = ["document", "summary"]
+    rows: list[list[Any]] = []
+    if references is not None:
+        from algorithms.summarization import rouge_n
+
+        columns.append("ROUGE-1")
+    for i, (document, summary) in enumerate(zip(documents, summaries, strict=True)):
+        text = document if len(document) <= DOCUMENT_CHARS else document[:DOCUMENT_CHARS].rstrip() + "…"
+        row: list[Any] = [text, str(summary)]
+        if references is not None:
+            row.append(_r(rouge_n(str(summary), references[i], 1)) if references[i].strip() else "")
+        rows.append(row)
+    note = f"the first {len(rows)} of {len(X):,} {channel} documents"
+    if references is not None:
+        note += "; ROUGE-1 F1 against the reference summary"
+    return [_table("summaries", "Sample summaries", columns, rows, note=note)]
+
+
 # --- helpers -------------------------------------------------------------------------------------------------
+
+
+def _images_entry(plot_id: str, title: str, images: list[dict[str, str]], *, note: str) -> dict[str, Any]:
+    """An image grid: ``images`` are ``{"src": "data:image/png;base64,...", "caption": ...}``."""
+    return {"id": plot_id, "title": title, "kind": "images", "images": images, "note": note}
+
+
+def _table(plot_id: str, title: str, columns: list[str], rows: list[list[Any]], *, note: str) -> dict[str, Any]:
+    return {"id": plot_id, "title": title, "kind": "table", "columns": columns, "rows": rows, "note": note}
 
 
 def _figure(plot_id: str, title: str, data: list[dict[str, Any]], layout: dict[str, Any], *,

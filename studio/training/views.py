@@ -184,11 +184,19 @@ def _detail_context(request, access, job) -> dict:
     )
 
 
+PNG_DATA_URI = "data:image/png;base64,"
+
+
 def _result_plots(job) -> list[dict[str, Any]]:
     """The stored plots with a DOM id each, so the page script can find the figure JSON of every chart."""
     plots = []
     for i, plot in enumerate(job.result_plots or []):
-        if isinstance(plot, dict) and plot.get("kind") in ("figure", "table"):
+        if isinstance(plot, dict) and plot.get("kind") in ("figure", "table", "images"):
+            if plot["kind"] == "images":
+                # Inline PNGs only: a stored src never points the page anywhere else.
+                plot = {**plot, "images": [image for image in plot.get("images") or []
+                                           if isinstance(image, dict)
+                                           and str(image.get("src", "")).startswith(PNG_DATA_URI)]}
             plots.append({**plot, "dom_id": f"result-plot-{i}", "data_id": f"result-plot-{i}-data"})
     return plots
 

@@ -76,12 +76,11 @@ PLOTS_BY_TASK = {
     "clustering": {"clusters", "cluster_sizes"},
     "dimensionality_reduction": {"scree"},
     "anomaly_detection": {"anomaly_scores"},
-    "image_classification": {"confusion_matrix", "roc"},
+    "image_classification": {"confusion_matrix", "roc", "misclassified"},
     "text_classification": {"confusion_matrix", "roc"},
-    # No result plot is drawn for these yet.
-    "embedding": set(),
-    "summarization": set(),
-    "object_detection": set(),
+    "embedding": {"embedding_map", "nearest_words"},
+    "summarization": {"summaries"},
+    "object_detection": {"detections", "class_ap"},
 }
 
 

@@ -14,7 +14,15 @@ from studio.registry.services import model_load_bundle
 from studio.training import plots, services
 from studio.training.models import JobStatus
 from tests.conftest import PASSWORD
-from tests.training.factories import IMAGE_SIZE, colour_images_zip, reviews_jsonl, run_job
+from tests.training.factories import (
+    DETECTION_SIZE,
+    IMAGE_SIZE,
+    colour_images_zip,
+    documents_jsonl,
+    reviews_jsonl,
+    run_job,
+    squares_detection_zip,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +63,8 @@ def test_it_trains_an_image_classifier_and_saves_it_without_preprocessing(world,
     assert f"Loaded 48 images {IMAGE_SIZE}×{IMAGE_SIZE} from dataset 'shapes'" in log  # noqa: RUF001
     assert "Training image-classification on 36 images, validating on 12." in log
     assert {"train:accuracy", "validation:accuracy"} <= set(job.final_metrics)
-    assert {p["id"] for p in job.result_plots} >= {"confusion_matrix", "roc"}
+    assert {p["id"] for p in job.result_plots} >= {"confusion_matrix", "roc", "misclassified"}
+    assert "Drew 3 result plot(s) on validation rows: confusion matrix, roc curve, misclassified examples." in log
 
     model = job.model
     assert model.feature_names == [] and not any(name.endswith("preprocessing.json") for name in model.artifact_files)
@@ -99,6 +108,17 @@ def test_it_trains_word2vec_on_the_texts_alone(world, enqueued):
     assert "Loaded 40 texts from dataset 'reviews'." in log
     assert "Training word2vec on 32 texts, validating on 8." in log
     assert job.model.feature_names == [] and "train:loss" in job.final_metrics
+    drawn = {p["id"]: p for p in job.result_plots}
+    assert list(drawn) == ["embedding_map", "nearest_words"]
+    assert set(drawn["embedding_map"]["figure"]["data"][0]["text"]) <= set(loaded_vocabulary(job))
+    client = Client()
+    assert client.login(username=world.member.username, password=PASSWORD)
+    body = client.get(f"/projects/{world.project.id}/training/{job.id}/").content.decode()
+    assert "Word vectors on two principal components" in body and 'data-testid="result-table"' in body
+
+
+def loaded_vocabulary(job) -> list[str]:
+    return model_load_bundle(model=job.model).estimator.vocabulary_.tolist()
 
 
 def test_a_classifier_on_a_detection_dataset_fails_in_words(world, enqueued):
@@ -108,3 +128,28 @@ def test_a_classifier_on_a_detection_dataset_fails_in_words(world, enqueued):
     job = run_job(services.training_job_create(user=world.member, project=world.project,
                                                algorithm="image-classification", dataset=dataset))
     assert job.status == JobStatus.FAILED and "upload a ZIP of class folders" in job.failure_reason
+
+
+def test_detection_and_summarization_jobs_store_their_result_entries(world, enqueued):
+    squares = media_dataset(world, "squares.zip", squares_detection_zip(), "image", image_size=DETECTION_SIZE)
+    job = run_job(services.training_job_create(
+        user=world.member, project=world.project, algorithm="object-detection", dataset=squares,
+        validation_fraction=0.25, hyperparameters={"epochs": 2, "mini_batch_size": 8, "base_filters": 4}))
+    assert job.status == JobStatus.COMPLETED, job.failure_reason
+    drawn = {p["id"]: p for p in job.result_plots}
+    assert list(drawn) == ["detections", "class_ap"]
+    assert len(drawn["detections"]["images"]) == 6  # a quarter of 24 images held out
+    assert all(image["src"].startswith("data:image/png;base64,") for image in drawn["detections"]["images"])
+
+    documents = media_dataset(world, "documents.jsonl", documents_jsonl(), "text")
+    job = run_job(services.training_job_create(
+        user=world.member, project=world.project, algorithm="summarization", dataset=documents, target="label",
+        validation_fraction=0.25))
+    assert job.status == JobStatus.COMPLETED, job.failure_reason
+    table = {p["id"]: p for p in job.result_plots}["summaries"]
+    assert table["columns"] == ["document", "summary", "ROUGE-1"] and len(table["rows"]) == 3
+
+    client = Client()
+    assert client.login(username=world.member.username, password=PASSWORD)
+    body = client.get(f"/projects/{world.project.id}/training/{job.id}/").content.decode()
+    assert "Sample summaries" in body

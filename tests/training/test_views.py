@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 from django.test import Client
 
 from algorithms import LinearLearner, UnknownAlgorithm, get_algorithm
+from studio.training import plots
 from studio.training.models import TrainingJob
 from tests.conftest import PASSWORD
 from tests.training.factories import dataset_from_csv, new_job, run_job
@@ -230,6 +232,21 @@ def test_it_renders_a_result_table_as_html(world, enqueued):
     body = signed_in(world.viewer).get(page(world, f"{job.id}/panel/")).content.decode()
     assert 'data-testid="result-table"' in body and "<td class=\"num\">17</td>" in body
     assert "&lt;b&gt;yes&lt;/b&gt;" in body  # labels come from user data: escaped
+
+
+def test_it_renders_an_image_grid_of_inline_pngs_only(world, enqueued):
+    job = new_job(world)
+    uri = plots.png_data_uri(np.zeros((4, 4, 3), dtype=np.uint8))
+    TrainingJob.objects.filter(id=job.id).update(status="completed", result_plots=[
+        {"id": "misclassified", "title": "Misclassified examples", "kind": "images",
+         "images": [{"src": uri, "caption": "true <i>a</i> · predicted b (90%)"},
+                    {"src": "https://elsewhere.example/x.png", "caption": "outside"}],
+         "note": "all 4 validation rows"},
+    ])
+    body = signed_in(world.viewer).get(page(world, f"{job.id}/panel/")).content.decode()
+    assert 'data-testid="result-images"' in body and f'src="{uri}"' in body
+    assert "true &lt;i&gt;a&lt;/i&gt; · predicted b (90%)" in body
+    assert "elsewhere.example" not in body and "outside" not in body
 
 
 def test_it_leaves_data_bound_hyperparameters_empty_with_their_rule(world):

@@ -41,3 +41,9 @@ def get_item(mapping, key):
         return mapping.get(key)
     except AttributeError:
         return None
+
+
+@register.filter
+def is_number(value) -> bool:
+    """True for int and float cells (right-aligned in result tables), False for text and bools."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
