@@ -485,7 +485,7 @@ def embedding_plots(estimator: Any) -> list[dict[str, Any]]:
 MAX_MISCLASSIFIED = 12
 MAX_DETECTION_IMAGES = 8
 DETECTION_SCORE = 0.3  # predicted boxes drawn from this score up
-THUMBNAIL = 128  # longest side of an inline image, in pixels
+THUMBNAIL = 96  # longest side of an inline image, in pixels
 PREDICTED_COLOUR = (230, 57, 70)
 TRUTH_COLOUR = (46, 204, 113)
 
