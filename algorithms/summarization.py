@@ -271,7 +271,8 @@ class Summarization(Estimator):
         Hyperparameter(
             "method",
             "categorical",
-            "textrank",
+            # PacSum is the default: on our held-out benchmark it beats lead-3 where plain TextRank does not.
+            "pacsum",
             choices=_METHODS,
             help="textrank: PageRank, edges weighted by similarity; lexrank: PageRank, unweighted edges above "
             "the threshold; pacsum: directed degree centrality (similarity to later sentences counts, to earlier "
@@ -366,7 +367,7 @@ class Summarization(Estimator):
 
     def __init__(
         self,
-        method: str = "textrank",
+        method: str = "pacsum",
         threshold: float = 0.1,
         backward_weight: float = -2.0,
         position_bias: float = 0.0,

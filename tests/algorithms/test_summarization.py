@@ -159,7 +159,7 @@ def test_it_personalizes_pagerank_toward_early_sentences():
 
 
 def test_it_picks_central_sentences_in_original_order():
-    model = Summarization(max_sentences=2).fit(CORPUS)
+    model = Summarization(method="textrank", max_sentences=2).fit(CORPUS)
     summaries = model.predict(CORPUS)
     assert len(summaries) == 3
     # The off-topic sentences are never chosen; the chosen ones keep their order in the document.

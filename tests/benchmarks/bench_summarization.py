@@ -108,7 +108,7 @@ def test_bench_summarization_vs_lead3():
     grid = [(bias, damping) for bias in (0.5, 1.0, 2.0) for damping in (0.15, 0.3, 0.5)]
     train_r1 = {
         setting: rouge_scores(
-            Summarization(max_sentences=3, position_bias=setting[0], damping=setting[1])
+            Summarization(method="textrank", max_sentences=3, position_bias=setting[0], damping=setting[1])
             .fit(train_docs)
             .predict(train_docs),
             train_refs,
@@ -125,9 +125,11 @@ def test_bench_summarization_vs_lead3():
     }
     pacsum_threshold = max(pacsum_r1, key=lambda t: pacsum_r1[t])
     variants = {
-        "textrank (defaults)": {},
+        "pacsum (defaults)": {},
+        "textrank": {"method": "textrank"},
         "lexrank threshold 0.2": {"method": "lexrank", "threshold": 0.2},
         f"textrank position_bias={bias} damping={damping} (chosen on train)": {
+            "method": "textrank",
             "position_bias": bias,
             "damping": damping,
         },
