@@ -114,3 +114,71 @@ def first_session(page, base: str, csv_path: Path) -> None:
     page.click("[data-testid=model-link]")
     page.wait_for_url(re.compile(r".*/models/[0-9a-f-]+/$"))
     assert "linear-learner" in page.content()
+
+
+def shapes_zip(path: Path, per_class: int = 60, size: int = 16, seed: int = 0) -> Path:
+    """A ZIP of class folders: bright squares on the left half vs on the right half."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    with zipfile.ZipFile(path, "w") as archive:
+        for label, columns in (("left", slice(0, size // 2)), ("right", slice(size // 2, size))):
+            for i in range(per_class):
+                pixels = rng.integers(0, 60, size=(size, size, 3), dtype=np.uint8)
+                pixels[:, columns] += 150
+                buffer = io.BytesIO()
+                Image.fromarray(pixels).save(buffer, format="PNG")
+                archive.writestr(f"{label}/{i}.png", buffer.getvalue())
+    return path
+
+
+def test_it_trains_an_image_classifier_from_the_pages(browse, tmp_path):
+    zip_path = shapes_zip(tmp_path / "shapes.zip")
+    try:
+        with web_server(tmp_path / "web.log") as base, celery_worker(tmp_path / "worker.log"):
+            browse(lambda page: image_session(page, base, zip_path))
+    except Exception:
+        for log in ("web.log", "worker.log"):
+            print(f"--- {log} ---\n" + (tmp_path / log).read_text(errors="replace")[-4000:])
+        raise
+
+
+def image_session(page, base: str, zip_path: Path) -> None:
+    page.set_default_timeout(20_000)
+    page.goto(f"{base}/signup/")
+    page.fill("#id_username", "iris")
+    page.fill("#id_password", "correct-horse-battery-staple")
+    page.click("button[type=submit]")
+    page.click("a.btn:has-text('Create a team')")
+    page.fill("#id_name", "Vision")
+    page.click("button:has-text('Create team')")
+    page.fill("#id_project_name", "Shapes")
+    page.click("button:has-text('Create project')")
+    page.wait_for_url(re.compile(r".*/projects/[0-9a-f-]+/$"))
+    project_url = page.url
+    page.click("a.btn:has-text('Upload data')")
+    page.set_input_files("#id_file", str(zip_path))
+    page.fill("#id_image_size", "16")
+    page.click("[data-upload-submit]")
+    page.wait_for_url(re.compile(r".*/data/[0-9a-f-]+/$"))
+    assert "120" in page.content()  # images counted
+    page.wait_for_selector("img")  # the gallery shows thumbnails
+    dataset_id = page.url.rstrip("/").rsplit("/", 1)[1]
+
+    page.goto(f"{project_url}training/new/?dataset={dataset_id}&algorithm=image-classification")
+    page.fill("#id_hp_epochs", "6")
+    page.fill("#id_hp_width", "8")
+    page.click("[data-testid=start-training]")
+    page.wait_for_url(re.compile(r".*/training/[0-9a-f-]+/$"))
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=job-status]').textContent.trim() === 'completed'",
+        timeout=120_000,
+    )
+    page.wait_for_function("() => window.studioChartPoints > 0")
+    page.wait_for_selector("[data-testid=model-link]")
+    assert "validation:accuracy" in page.inner_text("[data-testid=final-metrics]")
+    page.wait_for_function("() => window.studioResultPlots >= 1", timeout=30_000)
+    shot(page, "image-job", full_page=True)
