@@ -12,4 +12,5 @@ urlpatterns = [
     path("<uuid:job_id>/", views.training_job_detail, name="training-job-detail"),
     path("<uuid:job_id>/panel/", views.training_job_panel, name="training-job-panel"),
     path("<uuid:job_id>/stop/", views.training_job_stop, name="training-job-stop"),
+    path("<uuid:job_id>/nearest-words/", views.training_job_nearest_words, name="training-job-nearest-words"),
 ]

@@ -17,6 +17,7 @@ from studio.core.errors import Conflict
 from studio.core.pages import project_access
 from studio.datasets.preprocessing import DEFAULT_MISSING_STRATEGY
 from studio.datasets.selectors import dataset_get, dataset_list
+from studio.registry.services import model_load
 from studio.training import selectors, services
 from studio.training.forms import hyperparameter_fields, hyperparameters_from_post
 from studio.training.models import MissingValues
@@ -206,6 +207,30 @@ def training_job_detail(request, project_id, job_id):
     access = project_access(request, project_id)
     job = selectors.training_job_get(user=request.user, project=access.project, job_id=job_id)
     return render(request, "training/job_detail.html", _detail_context(request, access, job))
+
+
+NEAREST_WORDS = 10
+
+
+@login_required
+def training_job_nearest_words(request, project_id, job_id):
+    """htmx partial: the neighbours of any word in a word2vec job's model (read-only, so viewers may ask)."""
+    access = project_access(request, project_id)
+    job = selectors.training_job_get(user=request.user, project=access.project, job_id=job_id)
+    model = getattr(job, "model", None)
+    if job.algorithm != "word2vec" or model is None:
+        raise Http404("Only a completed word2vec job answers nearest-word questions.")
+    word = request.GET.get("word", "").strip()[:100]
+    context: dict[str, Any] = {"word": word}
+    if not word:
+        context["error"] = "Type a word."
+        return render(request, "training/_nearest_words.html", context, status=400)
+    estimator = model_load(model=model)
+    try:
+        context["neighbours"] = estimator.nearest(word, NEAREST_WORDS)
+    except KeyError:
+        context["error"] = f"'{word}' is not in the model's vocabulary of {len(estimator.vocabulary_):,} words."
+    return render(request, "training/_nearest_words.html", context)
 
 
 @login_required

@@ -115,6 +115,31 @@ def test_it_trains_word2vec_on_the_texts_alone(world, enqueued):
     assert client.login(username=world.member.username, password=PASSWORD)
     body = client.get(f"/projects/{world.project.id}/training/{job.id}/").content.decode()
     assert "Word vectors on two principal components" in body and 'data-testid="result-table"' in body
+    assert 'data-testid="nearest-words-form"' in body
+
+    # Any word can be asked about, by a viewer too (it only reads the model).
+    word = loaded_vocabulary(job)[0]
+    viewer = Client()
+    assert viewer.login(username=world.viewer.username, password=PASSWORD)
+    url = f"/projects/{world.project.id}/training/{job.id}/nearest-words/"
+    answer = viewer.get(url, {"word": word})
+    assert answer.status_code == 200 and b'data-testid="nearest-words-table"' in answer.content
+    unknown = viewer.get(url, {"word": "zzzunknownzzz"}).content.decode()
+    assert "is not in the model&#x27;s vocabulary" in unknown
+    assert viewer.get(url, {"word": ""}).status_code == 400
+    outsider = Client()
+    assert outsider.login(username=world.outsider.username, password=PASSWORD)
+    assert outsider.get(url, {"word": word}).status_code == 404
+
+
+def test_it_answers_nearest_words_only_for_word2vec_jobs(world, enqueued):
+    from tests.training.factories import new_job
+
+    job = run_job(new_job(world, hyperparameters={"epochs": 1}))
+    client = Client()
+    assert client.login(username=world.member.username, password=PASSWORD)
+    response = client.get(f"/projects/{world.project.id}/training/{job.id}/nearest-words/", {"word": "x"})
+    assert response.status_code == 404
 
 
 def loaded_vocabulary(job) -> list[str]:
