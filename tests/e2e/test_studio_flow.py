@@ -182,3 +182,63 @@ def image_session(page, base: str, zip_path: Path) -> None:
     assert "validation:accuracy" in page.inner_text("[data-testid=final-metrics]")
     page.wait_for_function("() => window.studioResultPlots >= 1", timeout=30_000)
     shot(page, "image-job", full_page=True)
+
+
+def reviews_jsonl(path: Path, n: int = 200, seed: int = 0) -> Path:
+    """Short reviews whose label is given away by a few words, as real sentiment data would be."""
+    import json
+
+    rng = np.random.default_rng(seed)
+    good, bad, filler = ["great", "lovely", "superb"], ["awful", "broken", "terrible"], ["the", "item", "was", "quite"]
+    with path.open("w") as out:
+        for i in range(n):
+            label = "pos" if i % 2 else "neg"
+            words = list(rng.choice(filler, 4)) + list(rng.choice(good if label == "pos" else bad, 2))
+            rng.shuffle(words)
+            out.write(json.dumps({"text": " ".join(words), "label": label}) + "\n")
+    return path
+
+
+def test_it_trains_a_text_classifier_from_the_pages(browse, tmp_path):
+    jsonl = reviews_jsonl(tmp_path / "reviews.jsonl")
+    try:
+        with web_server(tmp_path / "web.log") as base, celery_worker(tmp_path / "worker.log"):
+            browse(lambda page: text_session(page, base, jsonl))
+    except Exception:
+        for log in ("web.log", "worker.log"):
+            print(f"--- {log} ---\n" + (tmp_path / log).read_text(errors="replace")[-4000:])
+        raise
+
+
+def text_session(page, base: str, jsonl: Path) -> None:
+    page.set_default_timeout(20_000)
+    page.goto(f"{base}/signup/")
+    page.fill("#id_username", "tess")
+    page.fill("#id_password", "correct-horse-battery-staple")
+    page.click("button[type=submit]")
+    page.click("a.btn:has-text('Create a team')")
+    page.fill("#id_name", "Words")
+    page.click("button:has-text('Create team')")
+    page.fill("#id_project_name", "Reviews")
+    page.click("button:has-text('Create project')")
+    page.wait_for_url(re.compile(r".*/projects/[0-9a-f-]+/$"))
+    project_url = page.url
+    page.click("a.btn:has-text('Upload data')")
+    page.set_input_files("#id_file", str(jsonl))
+    page.click("[data-upload-submit]")
+    page.wait_for_url(re.compile(r".*/data/[0-9a-f-]+/$"))
+    assert "text" in page.inner_text("dl.kv")
+    dataset_id = page.url.rstrip("/").rsplit("/", 1)[1]
+
+    page.goto(f"{project_url}training/new/?dataset={dataset_id}&algorithm=text-classification")
+    page.fill("#id_hp_epochs", "5")
+    page.click("[data-testid=start-training]")
+    page.wait_for_url(re.compile(r".*/training/[0-9a-f-]+/$"))
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=job-status]').textContent.trim() === 'completed'",
+        timeout=120_000,
+    )
+    page.wait_for_function("() => window.studioChartPoints > 0")
+    page.wait_for_selector("[data-testid=model-link]")
+    assert "validation:accuracy" in page.inner_text("[data-testid=final-metrics]")
+    page.wait_for_function("() => window.studioResultPlots >= 1", timeout=30_000)
