@@ -15,6 +15,7 @@ from sklearn.datasets import make_blobs
 
 import algorithms._kmeans_lloyd as kmeans_kernels
 from algorithms import HyperparameterError, KMeans, get_algorithm, load_model
+from tests.algorithms.recorder import Recorder
 
 
 @cache
@@ -23,16 +24,6 @@ def blobs(n_samples: int = 3000, n_features: int = 4, centers: int = 6, std: flo
     return X
 
 
-class Recorder:
-    """A callback that records every call and can ask to stop at a given step."""
-
-    def __init__(self, stop_at: int | None = None) -> None:
-        self.calls: list[tuple[int, dict[str, float]]] = []
-        self.stop_at = stop_at
-
-    def __call__(self, step: int, metrics: dict[str, float]) -> bool | None:
-        self.calls.append((step, dict(metrics)))
-        return False if step == self.stop_at else None
 
 
 def sklearn_lloyd(X: np.ndarray, init: np.ndarray, max_iter: int = 300, tol: float = 1e-4) -> SklearnKMeans:

@@ -13,6 +13,7 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
 from algorithms import KNN, HyperparameterError, get_algorithm, load_model
 from algorithms.knn import _projection
+from tests.algorithms.recorder import Recorder
 
 Data = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -33,14 +34,6 @@ def reference(kind: str, k: int, distance: str, weights: str = "uniform") -> KNe
     return cls(n_neighbors=k, algorithm="brute", metric=metric, weights=weights)
 
 
-class Recorder:
-    def __init__(self, stop_at: int | None = None) -> None:
-        self.calls: list[tuple[int, dict[str, float]]] = []
-        self.stop_at = stop_at
-
-    def __call__(self, step: int, metrics: dict[str, float]) -> bool | None:
-        self.calls.append((step, dict(metrics)))
-        return False if step == self.stop_at else None
 
 
 # -- against scikit-learn ---------------------------------------------------------------------

@@ -20,6 +20,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from algorithms import HyperparameterError, LinearLearner, load_model
 from algorithms._linear import ModelSpec, model_grid, platt_scale, tune_threshold
+from tests.algorithms.recorder import Recorder
 
 Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -42,16 +43,6 @@ def logistic_reference(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndar
     return float(reference.fit(X_train, y_train).score(X_test, y_test))
 
 
-class Recorder:
-    """A callback that records every call and can ask to stop at a given step."""
-
-    def __init__(self, stop_at: int | None = None) -> None:
-        self.calls: list[tuple[int, dict[str, float]]] = []
-        self.stop_at = stop_at
-
-    def __call__(self, step: int, metrics: dict[str, float]) -> bool | None:
-        self.calls.append((step, dict(metrics)))
-        return False if step == self.stop_at else None
 
 
 # -- accuracy against scikit-learn ------------------------------------------------------------

@@ -20,6 +20,7 @@ from algorithms.object_detection import (
     mean_average_precision,
     non_max_suppression,
 )
+from tests.algorithms.recorder import Recorder
 
 
 @cache
@@ -42,14 +43,6 @@ def tiny_shapes(n: int = 96, size: int = 32, seed: int = 0) -> tuple[np.ndarray,
     return np.clip(images, 0, 255).astype(np.uint8), boxes
 
 
-class Recorder:
-    def __init__(self, stop_at: int | None = None) -> None:
-        self.calls: list[tuple[int, dict[str, float]]] = []
-        self.stop_at = stop_at
-
-    def __call__(self, step: int, metrics: dict[str, float]) -> bool | None:
-        self.calls.append((step, dict(metrics)))
-        return False if step == self.stop_at else None
 
 
 def small(**params) -> ObjectDetection:

@@ -13,6 +13,7 @@ from sklearn.metrics import mean_squared_error
 
 from algorithms import PCA, HyperparameterError, get_algorithm, load_model
 from algorithms.pca import MAX_REGULAR_FEATURES
+from tests.algorithms.recorder import Recorder
 
 
 @cache
@@ -37,16 +38,6 @@ def blocks(X: np.ndarray, rows: int) -> Iterator[np.ndarray]:
         yield X[start : start + rows]
 
 
-class Recorder:
-    """A callback that records every call and can ask to stop at a given step."""
-
-    def __init__(self, stop_at: int | None = None) -> None:
-        self.calls: list[tuple[int, dict[str, float]]] = []
-        self.stop_at = stop_at
-
-    def __call__(self, step: int, metrics: dict[str, float]) -> bool | None:
-        self.calls.append((step, dict(metrics)))
-        return False if step == self.stop_at else None
 
 
 def assert_same_fit(ours: PCA, reference: PCA, atol: float = 1e-10) -> None:

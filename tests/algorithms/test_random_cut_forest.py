@@ -13,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from algorithms import HyperparameterError, NotFittedError, RandomCutForest, get_algorithm, load_model
 from algorithms.random_cut_forest import _average_path_length, _reservoir_indices
+from tests.algorithms.recorder import Recorder
 
 
 @cache
@@ -33,16 +34,6 @@ def planted(n: int = 4000, d: int = 6, seed: int = 0) -> tuple[np.ndarray, np.nd
     return X[order], y[order]
 
 
-class Recorder:
-    """A callback that records every call and can ask to stop at a given step."""
-
-    def __init__(self, stop_at: int | None = None) -> None:
-        self.calls: list[tuple[int, dict[str, float]]] = []
-        self.stop_at = stop_at
-
-    def __call__(self, step: int, metrics: dict[str, float]) -> bool | None:
-        self.calls.append((step, dict(metrics)))
-        return False if step == self.stop_at else None
 
 
 def reference_scores(model: RandomCutForest, X: np.ndarray) -> np.ndarray:

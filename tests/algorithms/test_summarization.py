@@ -18,6 +18,7 @@ from algorithms.summarization import (
     split_sentences,
     tokenize,
 )
+from tests.algorithms.recorder import Recorder
 
 CORPUS = [
     "Solar panels convert sunlight into electricity. Solar power is clean and renewable. "
@@ -35,13 +36,6 @@ REFERENCES = [
     "Cats and dogs are popular pets that need care.",
 ]
 
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[int, dict[str, float]]] = []
-
-    def __call__(self, step: int, metrics: dict[str, float]) -> None:
-        self.calls.append((step, dict(metrics)))
 
 
 # -- sentence splitting and tokens ----------------------------------------------------------------

@@ -11,6 +11,7 @@ from algorithms import HyperparameterError
 from algorithms.metrics import f1_score
 from algorithms.text import encode_corpus, ngram_hashes, scatter_add, tokenize
 from algorithms.text_classification import TextClassification
+from tests.algorithms.recorder import Recorder
 
 FRUIT = ["apple", "banana", "cherry", "grape", "melon", "peach", "plum"]
 VEHICLE = ["car", "truck", "bus", "train", "plane", "boat", "bike"]
@@ -36,15 +37,6 @@ def word_order(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
         texts.append(" ".join(words[:cut] + pair + words[cut:]))
     return texts, labels
 
-
-class Recorder:
-    def __init__(self, stop_at: int | None = None) -> None:
-        self.calls: list[tuple[int, dict[str, float]]] = []
-        self.stop_at = stop_at
-
-    def __call__(self, step: int, metrics: dict[str, float]) -> bool:
-        self.calls.append((step, metrics))
-        return self.stop_at is None or step < self.stop_at
 
 
 def test_it_tokenizes_unicode_words_in_lower_case() -> None:

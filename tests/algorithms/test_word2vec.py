@@ -10,6 +10,7 @@ import pytest
 
 from algorithms import HyperparameterError
 from algorithms.word2vec import Word2Vec
+from tests.algorithms.recorder import Recorder
 
 FRUIT = [f"fruit{i}" for i in range(8)]
 CARS = [f"car{i}" for i in range(8)]
@@ -22,15 +23,6 @@ def corpus(n: int = 1500, seed: int = 0) -> tuple[str, ...]:
     rng = np.random.default_rng(seed)
     return tuple(" ".join(rng.choice((FRUIT, CARS)[i % 2] + COMMON, 10)) for i in range(n))
 
-
-class Recorder:
-    def __init__(self, stop_at: int | None = None) -> None:
-        self.calls: list[tuple[int, dict[str, float]]] = []
-        self.stop_at = stop_at
-
-    def __call__(self, step: int, metrics: dict[str, float]) -> bool:
-        self.calls.append((step, metrics))
-        return self.stop_at is None or step < self.stop_at
 
 
 @pytest.mark.parametrize("mode", ["skipgram", "cbow"])

@@ -32,41 +32,66 @@ def shot(page, name: str, *, full_page: bool = False) -> None:
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
 
-def test_it_takes_a_new_user_from_sign_up_to_a_live_training_run(browse, tmp_path):
-    csv_path = houses_csv(tmp_path / "houses.csv")
+def run_in_browser(browse, tmp_path: Path, scenario) -> None:
+    """Start daphne and a real worker on the test database, then run ``scenario(page, base)`` in Chromium."""
     try:
         with web_server(tmp_path / "web.log") as base, celery_worker(tmp_path / "worker.log"):
-            browse(lambda page: first_session(page, base, csv_path))
+            browse(lambda page: scenario(page, base))
     except Exception:
         for log in ("web.log", "worker.log"):  # what the servers said is the first thing to read
             print(f"--- {log} ---\n" + (tmp_path / log).read_text(errors="replace")[-4000:])
         raise
 
 
-def first_session(page, base: str, csv_path: Path) -> None:
+def new_project(page, base: str, *, username: str, team: str, project: str) -> str:
+    """Sign up, create a team and a project in it through the pages; return the project's URL."""
     page.set_default_timeout(20_000)
     page.goto(f"{base}/signup/")
-    page.fill("#id_username", "ada")
+    page.fill("#id_username", username)
     page.fill("#id_password", "correct-horse-battery-staple")
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/")
     assert "not in a team yet" in page.content()
-
     page.click("a.btn:has-text('Create a team')")
-    page.fill("#id_name", "Acme ML")
+    page.fill("#id_name", team)
     page.click("button:has-text('Create team')")
-    page.wait_for_url(re.compile(r".*/teams/acme-ml/$"))
-
-    page.fill("#id_project_name", "House prices")
+    page.wait_for_url(re.compile(r".*/teams/[\w-]+/$"))
+    page.fill("#id_project_name", project)
     page.click("button:has-text('Create project')")
     page.wait_for_url(re.compile(r".*/projects/[0-9a-f-]+/$"))
-    project_url = page.url
-    page.click("a.btn:has-text('Upload data')")
+    return page.url
 
-    page.set_input_files("#id_file", str(csv_path))
-    page.fill("#id_target", "price")
+
+def upload(page, path: Path, **fields: str) -> str:
+    """Upload a file from the project overview's "Upload data"; return the new dataset's id."""
+    page.click("a.btn:has-text('Upload data')")
+    page.set_input_files("#id_file", str(path))
+    for field, value in fields.items():
+        page.fill(f"#id_{field}", value)
     page.click("[data-upload-submit]")
     page.wait_for_url(re.compile(r".*/data/[0-9a-f-]+/$"))
+    return page.url.rstrip("/").rsplit("/", 1)[1]
+
+
+def wait_until_completed_with_results(page) -> None:
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=job-status]').textContent.trim() === 'completed'",
+        timeout=120_000,
+    )
+    page.wait_for_function("() => window.studioChartPoints > 0")
+    page.wait_for_selector("[data-testid=model-link]")
+    assert "validation:" in page.inner_text("[data-testid=final-metrics]")
+    page.wait_for_function("() => window.studioResultPlots >= 1", timeout=30_000)
+
+
+def test_it_takes_a_new_user_from_sign_up_to_a_live_training_run(browse, tmp_path):
+    csv_path = houses_csv(tmp_path / "houses.csv")
+    run_in_browser(browse, tmp_path, lambda page, base: first_session(page, base, csv_path))
+
+
+def first_session(page, base: str, csv_path: Path) -> None:
+    project_url = new_project(page, base, username="ada", team="Acme ML", project="House prices")
+    upload(page, csv_path, target="price")
     assert page.inner_text("[data-testid=rows]").replace(",", "") == "20000"
     page.wait_for_selector("[data-testid=chart] .main-svg")  # plotly drew the histograms
     shot(page, "dataset")
@@ -137,50 +162,20 @@ def shapes_zip(path: Path, per_class: int = 60, size: int = 16, seed: int = 0) -
 
 def test_it_trains_an_image_classifier_from_the_pages(browse, tmp_path):
     zip_path = shapes_zip(tmp_path / "shapes.zip")
-    try:
-        with web_server(tmp_path / "web.log") as base, celery_worker(tmp_path / "worker.log"):
-            browse(lambda page: image_session(page, base, zip_path))
-    except Exception:
-        for log in ("web.log", "worker.log"):
-            print(f"--- {log} ---\n" + (tmp_path / log).read_text(errors="replace")[-4000:])
-        raise
+    run_in_browser(browse, tmp_path, lambda page, base: image_session(page, base, zip_path))
 
 
 def image_session(page, base: str, zip_path: Path) -> None:
-    page.set_default_timeout(20_000)
-    page.goto(f"{base}/signup/")
-    page.fill("#id_username", "iris")
-    page.fill("#id_password", "correct-horse-battery-staple")
-    page.click("button[type=submit]")
-    page.click("a.btn:has-text('Create a team')")
-    page.fill("#id_name", "Vision")
-    page.click("button:has-text('Create team')")
-    page.fill("#id_project_name", "Shapes")
-    page.click("button:has-text('Create project')")
-    page.wait_for_url(re.compile(r".*/projects/[0-9a-f-]+/$"))
-    project_url = page.url
-    page.click("a.btn:has-text('Upload data')")
-    page.set_input_files("#id_file", str(zip_path))
-    page.fill("#id_image_size", "16")
-    page.click("[data-upload-submit]")
-    page.wait_for_url(re.compile(r".*/data/[0-9a-f-]+/$"))
+    project_url = new_project(page, base, username="iris", team="Vision", project="Shapes")
+    dataset_id = upload(page, zip_path, image_size="16")
     assert "120" in page.content()  # images counted
     page.wait_for_selector("img")  # the gallery shows thumbnails
-    dataset_id = page.url.rstrip("/").rsplit("/", 1)[1]
-
     page.goto(f"{project_url}training/new/?dataset={dataset_id}&algorithm=image-classification")
     page.fill("#id_hp_epochs", "6")
     page.fill("#id_hp_width", "8")
     page.click("[data-testid=start-training]")
     page.wait_for_url(re.compile(r".*/training/[0-9a-f-]+/$"))
-    page.wait_for_function(
-        "() => document.querySelector('[data-testid=job-status]').textContent.trim() === 'completed'",
-        timeout=120_000,
-    )
-    page.wait_for_function("() => window.studioChartPoints > 0")
-    page.wait_for_selector("[data-testid=model-link]")
-    assert "validation:accuracy" in page.inner_text("[data-testid=final-metrics]")
-    page.wait_for_function("() => window.studioResultPlots >= 1", timeout=30_000)
+    wait_until_completed_with_results(page)
     shot(page, "image-job", full_page=True)
 
 
@@ -201,44 +196,15 @@ def reviews_jsonl(path: Path, n: int = 200, seed: int = 0) -> Path:
 
 def test_it_trains_a_text_classifier_from_the_pages(browse, tmp_path):
     jsonl = reviews_jsonl(tmp_path / "reviews.jsonl")
-    try:
-        with web_server(tmp_path / "web.log") as base, celery_worker(tmp_path / "worker.log"):
-            browse(lambda page: text_session(page, base, jsonl))
-    except Exception:
-        for log in ("web.log", "worker.log"):
-            print(f"--- {log} ---\n" + (tmp_path / log).read_text(errors="replace")[-4000:])
-        raise
+    run_in_browser(browse, tmp_path, lambda page, base: text_session(page, base, jsonl))
 
 
 def text_session(page, base: str, jsonl: Path) -> None:
-    page.set_default_timeout(20_000)
-    page.goto(f"{base}/signup/")
-    page.fill("#id_username", "tess")
-    page.fill("#id_password", "correct-horse-battery-staple")
-    page.click("button[type=submit]")
-    page.click("a.btn:has-text('Create a team')")
-    page.fill("#id_name", "Words")
-    page.click("button:has-text('Create team')")
-    page.fill("#id_project_name", "Reviews")
-    page.click("button:has-text('Create project')")
-    page.wait_for_url(re.compile(r".*/projects/[0-9a-f-]+/$"))
-    project_url = page.url
-    page.click("a.btn:has-text('Upload data')")
-    page.set_input_files("#id_file", str(jsonl))
-    page.click("[data-upload-submit]")
-    page.wait_for_url(re.compile(r".*/data/[0-9a-f-]+/$"))
+    project_url = new_project(page, base, username="tess", team="Words", project="Reviews")
+    dataset_id = upload(page, jsonl)
     assert "text" in page.inner_text("dl.kv")
-    dataset_id = page.url.rstrip("/").rsplit("/", 1)[1]
-
     page.goto(f"{project_url}training/new/?dataset={dataset_id}&algorithm=text-classification")
     page.fill("#id_hp_epochs", "5")
     page.click("[data-testid=start-training]")
     page.wait_for_url(re.compile(r".*/training/[0-9a-f-]+/$"))
-    page.wait_for_function(
-        "() => document.querySelector('[data-testid=job-status]').textContent.trim() === 'completed'",
-        timeout=120_000,
-    )
-    page.wait_for_function("() => window.studioChartPoints > 0")
-    page.wait_for_selector("[data-testid=model-link]")
-    assert "validation:accuracy" in page.inner_text("[data-testid=final-metrics]")
-    page.wait_for_function("() => window.studioResultPlots >= 1", timeout=30_000)
+    wait_until_completed_with_results(page)
