@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "studio.datasets",
     "studio.training",
     "studio.registry",
+    "studio.tuning.apps.TuningConfig",
 ]
 
 MIDDLEWARE = [
@@ -184,6 +185,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Trials run on the training queue; orchestration (tuning advances, reconcilers) on default, so a
+# busy training worker never delays the decision of what to run next.
 CELERY_TASK_ROUTES = {"studio.training.tasks.training_job_run_task": {"queue": "training"}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A training job can run for hours: the broker must not hand an unacked job to another worker meanwhile.
@@ -191,11 +194,18 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("STUDIO_VISIBIL
 STUDIO_RECONCILE_SECONDS = env_int("STUDIO_RECONCILE_SECONDS", 30)
 STUDIO_HEARTBEAT_SECONDS = env_int("STUDIO_HEARTBEAT_SECONDS", 10)
 STUDIO_HEARTBEAT_TIMEOUT = env_int("STUDIO_HEARTBEAT_TIMEOUT", 120)
+# Training processes `make run` starts; Autotune asks for this many parallel trials.
+STUDIO_WORKER_CONCURRENCY = env_int("STUDIO_WORKER_CONCURRENCY", 2)
+STUDIO_TUNING_RECONCILE_SECONDS = env_int("STUDIO_TUNING_RECONCILE_SECONDS", 10)
 STUDIO_PENDING_REQUEUE_SECONDS = env_int("STUDIO_PENDING_REQUEUE_SECONDS", 300)
 CELERY_BEAT_SCHEDULE = {
     "reconcile-training-jobs": {
         "task": "studio.training.tasks.training_jobs_reconcile_task",
         "schedule": float(STUDIO_RECONCILE_SECONDS),
+    },
+    "reconcile-tuning-jobs": {
+        "task": "studio.tuning.tasks.tuning_jobs_reconcile_task",
+        "schedule": float(STUDIO_TUNING_RECONCILE_SECONDS),
     },
 }
 

@@ -69,13 +69,14 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def celery_worker(log_path: Path) -> Iterator[subprocess.Popen]:
-    """A real Celery worker consuming the training and default queues from the test's Redis."""
+def celery_worker(log_path: Path, *, name: str = "test", env: dict[str, str] | None = None
+                  ) -> Iterator[subprocess.Popen]:
+    """A real Celery worker (one process) consuming the training and default queues from the test's Redis."""
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "studio", "worker", "-Q", "training,default", "--pool", "solo",
-             "--loglevel", "INFO", "-n", f"test-{os.getpid()}@%h", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=process_env(), stdout=log, stderr=subprocess.STDOUT,
+             "--loglevel", "INFO", "-n", f"{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env={**process_env(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
         )
         try:
             yield proc

@@ -61,6 +61,10 @@ class TrainingJob(models.Model):
     # whoever asked (a user, a tuning job's early stopping) is named without the worker knowing who.
     stop_message = models.CharField(max_length=500, blank=True)
 
+    # Continue training from this job's model instead of starting over (a Hyperband rung resuming the
+    # previous one); algorithms that cannot resume restart with the new hyperparameters.
+    resume_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
     worker = models.CharField(max_length=200, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)

@@ -25,6 +25,7 @@ from studio.datasets.preprocessing import DEFAULT_MISSING_STRATEGY, Prepared, Ta
 from studio.registry import services as registry_services
 from studio.training import plots, services
 from studio.training.models import JobStatus, TrainingJob
+from studio.training.signals import training_job_epoch
 
 logger = logging.getLogger(__name__)
 # The runtime clock, a module attribute so tests can move time forward for the runner alone.
@@ -147,7 +148,29 @@ class _Run:
         if limit and clock() - self.started > limit:
             self.stop_message = f"Max runtime of {limit} s exceeded"
             return False
+        for _receiver, answer in training_job_epoch.send(sender=TrainingJob, job=self.job, step=step,
+                                                         metrics=self.last_metrics):
+            if answer:
+                self.stop_message = str(answer)
+                return False
         return True
+
+    def estimator(self, algo: Any, hyperparameters: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """A fresh estimator, or the model of ``resume_from`` set to continue (with its fit keywords)."""
+        source = self.job.resume_from
+        if source is None:
+            return algo(**hyperparameters), {}
+        model = getattr(source, "model", None)
+        if model is None or not getattr(algo, "resumable", False):
+            why = "it left no model" if model is None else f"{algo.name} cannot resume training"
+            self.log(f"Not resuming from job '{source.name}': {why}; training from scratch.")
+            return algo(**hyperparameters), {}
+        estimator = registry_services.model_load(model=model)
+        estimator.set_params(**hyperparameters)
+        budget = getattr(algo, "budget_hyperparameter", None)
+        until = f" up to {budget} {hyperparameters.get(budget)}" if budget else ""
+        self.log(f"Resuming from the model of job '{source.name}'{until}.")
+        return estimator, {"resume": True}
 
     def execute(self) -> None:
         job = self.job
@@ -206,8 +229,8 @@ class _Run:
         self.log(f"Training {algo.name}{task_text} on {X_train.shape[0]:,} rows, {val_text}.",
                  "Hyperparameters: " + ", ".join(f"{k}={v}" for k, v in hyperparameters.items()))
 
-        estimator = algo(**hyperparameters)
-        fit_kwargs: dict[str, Any] = {"callback": self.callback}
+        estimator, fit_kwargs = self.estimator(algo, hyperparameters)
+        fit_kwargs["callback"] = self.callback
         if X_val is not None:
             fit_kwargs.update(X_val=X_val, y_val=y_val)
         estimator.fit(X_train, y_train, **fit_kwargs)
@@ -286,8 +309,8 @@ class _Run:
         val_text = f"validating on {len(X_val):,}" if X_val is not None else "without a validation set"
         self.log(f"Training {algo.name} on {len(X_train):,} {unit}, {val_text}.",
                  "Hyperparameters: " + ", ".join(f"{k}={v}" for k, v in hyperparameters.items()))
-        estimator = algo(**hyperparameters)
-        fit_kwargs: dict[str, Any] = {"callback": self.callback}
+        estimator, fit_kwargs = self.estimator(algo, hyperparameters)
+        fit_kwargs["callback"] = self.callback
         if X_val is not None:
             fit_kwargs.update(X_val=X_val, y_val=y_val)
         estimator.fit(X_train, y_train, **fit_kwargs)

@@ -31,6 +31,7 @@ from studio.datasets.models import Dataset, DatasetStatus
 from studio.datasets.preprocessing import DEFAULT_MISSING_STRATEGY, MISSING_STRATEGIES
 from studio.live.publisher import publish
 from studio.training.models import FINAL_STATUSES, JobStatus, LogLine, MetricPoint, TrainingJob
+from studio.training.signals import training_job_status_changed
 
 if TYPE_CHECKING:
     from studio.accounts.models import Project, User
@@ -283,14 +284,22 @@ def training_job_create(
     hyperparameters: dict[str, Any] | None = None,
     max_runtime_seconds: int | None = None,
     missing_values: str | None = None,
+    resume_from: TrainingJob | None = None,
 ) -> TrainingJob:
-    """Create a pending job (member+) and hand it to a training worker once the row is committed."""
+    """Create a pending job (member+) and hand it to a training worker once the row is committed.
+
+    ``resume_from``: a completed job of the same algorithm whose model this one continues training.
+    """
     require_role(user=user, team=project.team, role=Role.MEMBER)
     cleaned = training_job_validate(
         project=project, algorithm=algorithm, dataset=dataset, target=target, name=name,
         validation_dataset=validation_dataset, validation_fraction=validation_fraction,
         hyperparameters=hyperparameters, max_runtime_seconds=max_runtime_seconds, missing_values=missing_values,
     )
+    if resume_from is not None and (resume_from.project_id != project.id or resume_from.algorithm != algorithm
+                                    or resume_from.status != JobStatus.COMPLETED):
+        raise ValidationError({"resume_from": [f"Training job '{resume_from.name}' is not a completed {algorithm} "
+                                               "job of this project: there is no model to continue."]})
     explicit_name = cleaned["name"] is not None
     job_name = cleaned["name"] or _auto_name(project=project, algorithm=algorithm)
     if explicit_name and TrainingJob.objects.filter(project=project, name=job_name).exists():
@@ -302,7 +311,7 @@ def training_job_create(
                 validation_dataset=cleaned["validation_dataset"], target=cleaned["target"],
                 validation_fraction=cleaned["validation_fraction"], hyperparameters=cleaned["hyperparameters"],
                 max_runtime_seconds=cleaned["max_runtime_seconds"], missing_values=cleaned["missing_values"],
-                created_by=user, enqueued_at=timezone.now(),
+                created_by=user, enqueued_at=timezone.now(), resume_from=resume_from,
             )
             audit(actor=user, verb="created training job", project=project, target=job.name,
                   data={"job": str(job.id), "algorithm": job.algorithm})
@@ -379,6 +388,7 @@ def publish_status(*, job: TrainingJob) -> None:
     # The project's pages (job list, overview) refresh on it too.
     publish(kind="project", object_id=job.project_id,
             events=[{**event, "object": "training-job", "id": str(job.id), "name": job.name}])
+    training_job_status_changed.send(sender=TrainingJob, job=job)
 
 
 def job_metrics_record(*, job: TrainingJob, step: int, metrics: dict[str, float], ts: float | None = None,

@@ -14,6 +14,7 @@ from studio.accounts.services import api_token_create
 from studio.datasets.models import Dataset
 from studio.registry.models import Model
 from studio.training.models import TrainingJob
+from studio.tuning.models import TuningJob
 from tests.conftest import PASSWORD, api_client
 
 # Routes that name no team object: they answer about the caller's own things.
@@ -41,11 +42,14 @@ def victims(world):
     job = TrainingJob.objects.create(project=world.project, name="j", algorithm="linear-learner", dataset=dataset)
     model = Model.objects.create(project=world.project, name="m", algorithm="linear-learner", training_job=job,
                                  artifact_prefix="projects/x/")
+    tuning = TuningJob.objects.create(project=world.project, name="t", algorithm="linear-learner", dataset=dataset,
+                                      objective_metric="validation:loss", objective_goal="minimize",
+                                      strategy="random", max_jobs=1, max_parallel_jobs=1)
     token, _ = api_token_create(user=world.owner, name="owner's")
     return {
         "project_id": world.project.id, "slug": world.team.slug, "dataset_id": dataset.id, "job_id": job.id,
         "model_id": model.id, "token_id": token.id, "username": world.member.username,
-        "algorithm": "linear-learner",
+        "algorithm": "linear-learner", "tuning_job_id": tuning.id,
     }
 
 

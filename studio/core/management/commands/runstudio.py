@@ -25,13 +25,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default=env_str("STUDIO_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=env_int("STUDIO_PORT", 8000))
-        parser.add_argument("--concurrency", type=int, default=env_int("STUDIO_WORKER_CONCURRENCY", 2))
+        parser.add_argument("--concurrency", type=int, default=settings.STUDIO_WORKER_CONCURRENCY)
         parser.add_argument("--no-migrate", action="store_true")
 
     def handle(self, *args, host: str, port: int, concurrency: int, no_migrate: bool, **options):
         if not no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
         env = {**os.environ, "REDIS_URL": settings.REDIS_URL, "DJANGO_SETTINGS_MODULE": "studio.settings"}
+        # Each of the `concurrency` training processes gets its share of the cores for BLAS: parallel
+        # trials that each spawn a thread per core only slow one another down.
+        threads = str(max(1, (os.cpu_count() or 1) // max(1, concurrency)))
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(name, threads)
         python = sys.executable
         commands = {
             "web": [python, "-m", "daphne", "-b", host, "-p", str(port), "studio.asgi:application"],
