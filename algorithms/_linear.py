@@ -1,4 +1,7 @@
-"""Core of the linear learner: input checks, losses and parallel-model training (model selection: _linear_selection).
+"""Core of the linear learner: losses, optimizer and parallel-model training.
+
+Input checks and preprocessing live in :mod:`algorithms._linear_data`, model selection and the
+metrics of one model in :mod:`algorithms._linear_selection`.
 
 The learner trains ``num_models`` linear models at once. Their weights live side by side in one
 matrix ``theta`` of shape ``(n_inputs, n_models * n_outputs)`` (column ``j * n_outputs + k`` is
@@ -15,44 +18,24 @@ from typing import Any
 
 import numpy as np
 
-from algorithms._checks import MAX_AUTO_CLASSES, as_matrix
-from algorithms._checks import as_labels as _as_labels
-from algorithms._checks import infer_predictor_type as _classifier_or_regressor
+from algorithms.base import rng_from_state
 
 __all__ = [
-    "BINARY",
-    "LOSSES",
-    "MAX_AUTO_CLASSES",
-    "MULTICLASS",
-    "REGRESSOR",
     "THRESHOLD_CRITERIA",
     "ModelSpec",
     "Optimizer",
     "TrainedModels",
-    "as_features",
-    "as_labels",
-    "class_weights",
-    "encode",
-    "infer_predictor_type",
+    "TrainingState",
     "loss_gradient",
     "model_grid",
     "model_losses",
     "platt_scale",
-    "preview",
-    "resolve_task",
     "sigmoid",
     "softmax",
     "train_models",
     "tune_threshold",
 ]
 
-REGRESSOR, BINARY, MULTICLASS = "regressor", "binary_classifier", "multiclass_classifier"
-# Losses each predictor type accepts; the first is what loss="auto" means.
-LOSSES: dict[str, tuple[str, ...]] = {
-    REGRESSOR: ("squared_loss", "absolute_loss"),
-    BINARY: ("logistic", "hinge_loss"),
-    MULTICLASS: ("softmax_loss",),
-}
 # Binary selection criteria that move the decision threshold; the others keep it at margin 0.
 THRESHOLD_CRITERIA = ("accuracy", "f1", "precision_at_target_recall", "recall_at_target_precision")
 
@@ -83,108 +66,6 @@ def softmax(z: np.ndarray) -> np.ndarray:
     shifted = np.exp(z - z.max(axis=-1, keepdims=True))
     shifted /= shifted.sum(axis=-1, keepdims=True)
     return shifted
-
-
-# -- input checks -------------------------------------------------------------------------------
-
-
-def as_features(X: Any, name: str, n_features: int | None = None) -> np.ndarray:
-    """Return ``X`` as a 2-D float64 array (NaN = missing), or raise a ``ValueError`` a user can act on."""
-    return as_matrix(X, name, n_features, allow_nan=True)
-
-
-def as_labels(y: Any, name: str, n_samples: int) -> np.ndarray:
-    """Return ``y`` as a 1-D array of numbers or fixed-width strings (never object dtype)."""
-    return _as_labels(y, name, n_samples, learner="the linear learner")
-
-
-def preview(values: np.ndarray, limit: int = 10) -> str:
-    shown = ", ".join(repr(value.item()) for value in values[:limit])
-    return f"[{shown}{', ...' if values.size > limit else ''}]"
-
-
-def infer_predictor_type(y: np.ndarray) -> str:
-    """Guess the task from the targets, as documented on the ``predictor_type`` hyperparameter."""
-    if _classifier_or_regressor(y) == "regressor":
-        return REGRESSOR
-    if y.dtype.kind == "b":
-        return BINARY
-    return BINARY if np.unique(y).size == 2 else MULTICLASS
-
-
-def encode(classes: np.ndarray, y: np.ndarray, name: str) -> np.ndarray:
-    """Map labels to indices into sorted ``classes``; reject labels unseen at training time."""
-    if (y.dtype.kind in "US") != (classes.dtype.kind in "US"):
-        raise ValueError(f"{name} labels have type {y.dtype}, but the classes are {preview(classes)}")
-    index = np.clip(np.searchsorted(classes, y), 0, classes.size - 1)
-    unknown = classes[index] != y
-    if unknown.any():
-        raise ValueError(
-            f"{name} contains labels not seen in training: {preview(np.unique(y[unknown]))}; "
-            f"known classes: {preview(classes)}"
-        )
-    return index
-
-
-_LOSS_TASK = {loss: kind for kind, losses in LOSSES.items() for loss in losses}
-
-
-def _task_of(requested: str, y: np.ndarray) -> tuple[str, np.ndarray | None, np.ndarray]:
-    """Return ``(predictor_type, classes, encoded targets)`` after checking ``y`` fits the task."""
-    kind = infer_predictor_type(y) if requested == "auto" else requested
-    if kind == REGRESSOR:
-        if y.dtype.kind not in "biuf":
-            raise ValueError(
-                f"predictor_type='regressor' needs a numeric y, got labels like {preview(np.unique(y), 3)}"
-            )
-        return kind, None, y.astype(np.float64)
-    classes, encoded = np.unique(y, return_inverse=True)
-    if classes.size < 2:
-        raise ValueError(f"classification needs at least 2 classes in y, got only {preview(classes)}")
-    if kind == BINARY and classes.size != 2:
-        raise ValueError(
-            f"predictor_type='binary_classifier' needs exactly 2 classes in y, got {classes.size}: "
-            f"{preview(classes)}; use 'multiclass_classifier'"
-        )
-    return kind, classes, encoded.ravel()
-
-
-def resolve_task(requested: str, loss: str, y: np.ndarray) -> tuple[str, str, np.ndarray | None, np.ndarray]:
-    """Return ``(predictor_type, loss, classes, truth)`` for the requested task and loss.
-
-    ``truth`` holds regression targets as float64 or class indices into the sorted ``classes``.
-    With ``predictor_type="auto"`` an explicit loss decides the task (hinge_loss -> binary...);
-    otherwise it is inferred from ``y`` and ``loss="auto"`` picks that task's usual loss.
-    """
-    if loss == "auto" or requested != "auto":
-        kind, classes, truth = _task_of(requested, y)
-        return kind, LOSSES[kind][0] if loss == "auto" else loss, classes, truth
-    try:
-        kind, classes, truth = _task_of(_LOSS_TASK[loss], y)
-    except ValueError as exc:
-        raise ValueError(f"loss={loss!r} implies predictor_type={_LOSS_TASK[loss]!r}: {exc}") from None
-    return kind, loss, classes, truth
-
-
-def class_weights(kind: str, truth: np.ndarray, positive_mult: float, balance_multiclass: bool) -> np.ndarray | None:
-    """Per-class loss weights, rescaled to average 1 over the training rows; None when uniform.
-
-    Binary: positives weigh ``positive_mult`` times the negatives, and 0 balances the classes
-    (``n / (2 * count)`` each, scikit-learn's "balanced"). Multiclass with ``balance_multiclass``:
-    ``n / (n_classes * count)``. A mean of 1 keeps the loss scale, hence the effective learning
-    rate and penalties, as without weights.
-    """
-    if kind == BINARY and positive_mult != 1.0:
-        n_pos = int(truth.sum())
-        n_neg = truth.size - n_pos
-        balanced = np.array([truth.size / (2.0 * n_neg), truth.size / (2.0 * n_pos)])
-        raw = balanced if positive_mult == 0 else np.array([1.0, positive_mult])
-    elif kind == MULTICLASS and balance_multiclass:
-        counts = np.bincount(truth).astype(np.float64)
-        raw = truth.size / (counts.size * counts)
-    else:
-        return None
-    return raw / raw[truth].mean()
 
 
 # -- the model grid -----------------------------------------------------------------------------
@@ -247,7 +128,7 @@ def loss_gradient(
     Parameters
     ----------
     loss : str
-        One of the losses of :data:`LOSSES`.
+        One of the losses of :data:`algorithms._linear_data.LOSSES`.
     z : ndarray of shape (batch, n_models * n_outputs)
         Outputs of every model, in training space; overwritten (it is a temporary of the caller).
     target : ndarray
@@ -525,10 +406,99 @@ def platt_scale(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray | 
 
 
 @dataclass
+class TrainingState:
+    """Everything :func:`train_models` needs to continue exactly where it stopped.
+
+    ``weights`` stacks, each of shape ``(n_inputs, n_models * n_outputs)``: the current iterates,
+    their running averages (what is evaluated), each model's best average so far and, for Adam,
+    the first and second moments. ``best_epoch[j] == 0`` marks a model that never had a finite
+    loss (diverged at once).
+    """
+
+    epoch: int
+    step: int
+    weights: np.ndarray
+    learning_rate: np.ndarray
+    adam_t: int
+    alive: np.ndarray
+    best_loss: np.ndarray
+    best_epoch: np.ndarray
+    reference: float
+    since_improvement: int
+    rng: dict[str, Any]
+
+    def saved(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """``(arrays, json)``: the state as npz arrays and plain JSON values."""
+        arrays = {
+            "weights": self.weights,
+            "learning_rates": self.learning_rate,
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "alive": self.alive,
+        }
+        info = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "adam_t": self.adam_t,
+            "reference": None if np.isinf(self.reference) else self.reference,
+            "since_improvement": self.since_improvement,
+            "rng": self.rng,
+        }
+        return arrays, info
+
+    @classmethod
+    def restore(
+        cls, arrays: dict[str, Any], info: dict[str, Any], shape: tuple[int, int], n_models: int, optimizer: str
+    ) -> TrainingState:
+        """Rebuild (copies of) a state saved by :meth:`saved`, checking it fits ``shape`` and ``n_models``.
+
+        Raises
+        ------
+        ValueError
+            When an array has the wrong shape or type, or a counter is invalid.
+        """
+        layers = 5 if optimizer == "adam" else 3
+        expected = {
+            "weights": ((layers, *shape), "f"),
+            "learning_rates": ((shape[1],), "f"),
+            "best_loss": ((n_models,), "f"),
+            "best_epoch": ((n_models,), "iu"),
+            "alive": ((n_models,), "b"),
+        }
+        checked: dict[str, np.ndarray] = {}
+        for key, (array_shape, kinds) in expected.items():
+            array = np.asarray(arrays[key])
+            if array.shape != array_shape or array.dtype.kind not in kinds:
+                raise ValueError(f"saved training state has {key} of shape {array.shape}, expected {array_shape}")
+            checked[key] = array.copy()
+        counters = [info.get(key) for key in ("epoch", "step", "adam_t", "since_improvement")]
+        reference = info.get("reference")
+        if not all(isinstance(value, int) and not isinstance(value, bool) and value >= 0 for value in counters) or not (
+            reference is None or (isinstance(reference, int | float) and not isinstance(reference, bool))
+        ):
+            raise ValueError("saved training state has invalid counters")
+        epoch, step, adam_t, since_improvement = counters
+        return cls(
+            epoch=epoch,
+            step=step,
+            weights=checked["weights"].astype(np.float64),
+            learning_rate=checked["learning_rates"].astype(np.float64),
+            adam_t=adam_t,
+            alive=checked["alive"],
+            best_loss=checked["best_loss"].astype(np.float64),
+            best_epoch=checked["best_epoch"].astype(np.intp),
+            reference=np.inf if reference is None else float(reference),
+            since_improvement=since_improvement,
+            rng=info.get("rng"),  # checked when train_models rebuilds the generator
+        )
+
+
+@dataclass
 class TrainedModels:
-    """Outcome of :func:`train_models`: every model at its own best epoch.
+    """Outcome of :func:`train_models`: every model at its own best epoch, and the state to resume.
 
     ``best_epoch[j] == 0`` marks a model that never had a finite loss (diverged at once).
+    ``n_epochs`` counts every epoch trained, including those before a resumed state.
     """
 
     best_theta: np.ndarray
@@ -536,6 +506,7 @@ class TrainedModels:
     best_epoch: np.ndarray
     n_epochs: int
     stop_reason: str | None
+    state: TrainingState
 
 
 def train_models(
@@ -549,6 +520,7 @@ def train_models(
     n_weights: int,
     label: tuple[float, float],
     report: Callable[[int, np.ndarray], bool],
+    state: TrainingState | None = None,
 ) -> TrainedModels:
     """Mini-batch training of ``len(specs)`` models in one pass over the data per epoch.
 
@@ -576,37 +548,46 @@ def train_models(
         ``report(epoch, theta_of_leader)`` after each epoch with the weights, shape
         ``(n_inputs, n_outputs)``, of the model with the lowest monitored loss at that epoch;
         returning False stops training.
+    state : TrainingState, optional
+        Continue from this state (epochs ``state.epoch + 1`` to ``params["epochs"]``) instead of
+        starting from zero weights; the result is exactly that of one uninterrupted run.
     """
     design, target, weights = train
     n_samples, n_inputs = design.shape
     n_models = len(specs)
     per_column = np.repeat
-    theta = np.zeros((n_inputs, n_models * n_outputs))
-    # Each model is the running average of its iterates, not the last iterate: with a constant
-    # learning rate the iterates jitter around the optimum, and averaging over about one
-    # epoch removes that noise without slowing the first epochs (Polyak-Ruppert averaging).
-    averaged = theta.copy()
-    best_theta = theta.copy()
-    optimizer = Optimizer(
-        params["optimizer"], per_column([spec.learning_rate for spec in specs], n_outputs), theta.shape
-    )
+    n_columns = n_models * n_outputs
+    rates = per_column([spec.learning_rate for spec in specs], n_outputs)
+    optimizer = Optimizer(params["optimizer"], rates, (n_inputs, n_columns))
+    if state is None:
+        theta = np.zeros((n_inputs, n_columns))
+        # Each model is the running average of its iterates, not the last iterate: with a constant
+        # learning rate the iterates jitter around the optimum, and averaging over about one
+        # epoch removes that noise without slowing the first epochs (Polyak-Ruppert averaging).
+        averaged = theta.copy()
+        best_theta = theta.copy()
+        rng = np.random.default_rng(params["random_state"])
+        alive = np.ones(n_models, dtype=bool)
+        best_loss = np.full(n_models, np.inf)
+        best_epoch = np.zeros(n_models, dtype=np.intp)
+        reference, since_improvement, step, epoch = np.inf, 0, 0, 0
+    else:
+        theta, averaged, best_theta = (state.weights[i].copy() for i in range(3))
+        if optimizer.kind == "adam":
+            optimizer.m, optimizer.v = state.weights[3].copy(), state.weights[4].copy()
+        optimizer.learning_rate, optimizer.t = state.learning_rate.copy(), state.adam_t
+        rng = rng_from_state(state.rng)
+        alive, best_loss, best_epoch = state.alive.copy(), state.best_loss.copy(), state.best_epoch.copy()
+        reference, since_improvement, step, epoch = state.reference, state.since_improvement, state.step, state.epoch
     wd = per_column([spec.wd for spec in specs], n_outputs)
     l1 = per_column([spec.l1 for spec in specs], n_outputs)
     use_wd, use_l1 = bool(wd.any()), bool(l1.any())
-    rng = np.random.default_rng(params["random_state"])
     batch = min(params["mini_batch_size"], n_samples)
     steps_per_epoch = -(-n_samples // batch)
-    step = 0
     patience, tolerance = params["early_stopping_patience"], params["early_stopping_tolerance"]
-
-    alive = np.ones(n_models, dtype=bool)
-    best_loss = np.full(n_models, np.inf)
-    best_epoch = np.zeros(n_models, dtype=np.intp)
-    reference = np.inf
-    since_improvement = 0
     stop_reason: str | None = None
-    epoch = 0
-    for epoch in range(1, params["epochs"] + 1):
+    first = epoch + 1
+    for epoch in range(first, params["epochs"] + 1):
         order = rng.permutation(n_samples)
         shuffled_x = design[order]
         shuffled_t = target[order]
@@ -661,4 +642,18 @@ def train_models(
             stop_reason = "early_stopping"
             break
     n_epochs = epoch - 1 if stop_reason == "diverged" else epoch
-    return TrainedModels(best_theta, best_loss, best_epoch, n_epochs, stop_reason)
+    stacked = [theta, averaged, best_theta] + ([optimizer.m, optimizer.v] if optimizer.kind == "adam" else [])
+    final = TrainingState(
+        epoch=n_epochs,
+        step=step,
+        weights=np.stack(stacked),
+        learning_rate=optimizer.learning_rate,
+        adam_t=optimizer.t,
+        alive=alive,
+        best_loss=best_loss,
+        best_epoch=best_epoch,
+        reference=reference,
+        since_improvement=since_improvement,
+        rng=rng.bit_generator.state,
+    )
+    return TrainedModels(best_theta, best_loss, best_epoch, n_epochs, stop_reason, final)

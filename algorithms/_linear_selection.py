@@ -11,18 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from algorithms import metrics as metric_fns
-from algorithms._linear import (
-    BINARY,
-    MULTICLASS,
-    REGRESSOR,
-    THRESHOLD_CRITERIA,
-    TrainedModels,
-    _sample_losses,
-    platt_scale,
-    tune_threshold,
-)
+from algorithms._linear import THRESHOLD_CRITERIA, TrainedModels, _sample_losses, platt_scale, tune_threshold
+from algorithms._linear_data import BINARY, MULTICLASS, REGRESSOR
 
-__all__ = ["Selection", "channel_metrics", "select_model"]
+__all__ = ["Selection", "channel_metrics", "epoch_metrics", "select_model"]
 
 
 # -- choosing the model -------------------------------------------------------------------------
@@ -191,3 +183,43 @@ def channel_metrics(
     if kind == BINARY and full and 0 < truth.sum() < truth.size:
         out["auc"] = metric_fns.roc_auc(truth, scores)
     return {f"{channel}:{key}": value for key, value in out.items()}
+
+
+def epoch_metrics(
+    kind: str,
+    loss: str,
+    theta: np.ndarray,
+    data: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    channel: str,
+    *,
+    label: tuple[float, float],
+    full: bool,
+) -> dict[str, float]:
+    """Metrics of one model during training, at decision threshold 0, on one channel.
+
+    Parameters
+    ----------
+    kind, loss : str
+        Resolved predictor type and training loss.
+    theta : ndarray of shape (n_inputs, n_outputs)
+        Weights of the model in standardized space.
+    data : (design, truth, weights)
+        The channel as :func:`algorithms._linear.train_models` sees it.
+    channel : str
+        Metric name prefix.
+    label : (mean, scale)
+        Regression target standardization, to report in target units.
+    full : bool
+        Whether to add AUC (see :func:`channel_metrics`).
+    """
+    design, truth, weights = data
+    z = design @ theta
+    if kind == REGRESSOR:
+        scores = z[:, 0] * label[1] + label[0]
+    elif kind == BINARY:
+        scores = z[:, 0]
+    else:
+        scores = z
+    # A hinge model has no probabilities until it is calibrated after training.
+    calibration = (1.0, 0.0) if loss == "logistic" else None
+    return channel_metrics(kind, loss, scores, truth, channel, weights=weights, calibration=calibration, full=full)

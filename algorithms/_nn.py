@@ -415,19 +415,26 @@ class Network:
     def spec(self) -> list[dict[str, Any]]:
         return [layer.spec() for layer in self.layers]
 
+    def _stores(self, kind: str) -> list[dict[str, np.ndarray]]:
+        return self._velocity if kind == "velocity" else [getattr(layer, kind) for layer in self.layers]
+
     def flat(self, kind: str) -> np.ndarray:
-        """Every ``params`` (kind="params") or ``buffers`` array concatenated in layer order."""
-        arrays = [a.ravel() for layer in self.layers for a in getattr(layer, kind).values()]
+        """Every ``params`` (kind="params"), ``buffers`` or SGD ``velocity`` array concatenated in layer order.
+
+        The velocity (one array per parameter, in the order of ``params``) is the optimizer
+        state that resuming training needs.
+        """
+        arrays = [a.ravel() for store in self._stores(kind) for a in store.values()]
         return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.float32)
 
     def load_flat(self, kind: str, values: np.ndarray) -> None:
         """Inverse of :meth:`flat`; raises ``ValueError`` when the sizes do not add up."""
-        total = sum(a.size for layer in self.layers for a in getattr(layer, kind).values())
+        stores = self._stores(kind)
+        total = sum(a.size for store in stores for a in store.values())
         if values.ndim != 1 or values.size != total:
             raise ValueError(f"saved model has {values.size} {kind} values, its architecture needs {total}")
         offset = 0
-        for layer in self.layers:
-            store = getattr(layer, kind)
+        for store in stores:
             for name, array in store.items():
                 store[name] = values[offset : offset + array.size].reshape(array.shape).astype(array.dtype)
                 offset += array.size

@@ -2,7 +2,8 @@
 
 An algorithm is a subclass of :class:`Estimator` that declares, once, its hyperparameters
 (:class:`Hyperparameter`) and the metrics it reports (:class:`Metric`). That declaration drives
-REST validation, the UI forms, tuning ranges and Autotune, so nothing else may restate it.
+REST validation, the UI forms, tuning ranges and Autotune, so nothing else may restate it. Both
+classes live in :mod:`algorithms._declaration` and are imported from here.
 
 The module is pure Python + numpy: algorithms know nothing of Django, Celery or storage.
 Models are persisted as a JSON manifest plus an ``.npz`` file read with ``allow_pickle=False``,
@@ -13,14 +14,14 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+
+from algorithms._declaration import Hyperparameter, Metric
 
 __all__ = [
     "ARRAYS_FILENAME",
@@ -33,6 +34,7 @@ __all__ = [
     "Metric",
     "NotFittedError",
     "read_manifest",
+    "rng_from_state",
 ]
 
 FORMAT_VERSION = 1
@@ -43,23 +45,8 @@ _FORMAT_TAG = "studio-model"
 Callback = Callable[[int, dict[str, float]], "bool | None"]
 """``callback(step, metrics)``; returning ``False`` asks the estimator to stop training."""
 
-_HP_TYPES = ("float", "int", "categorical", "bool")
-_SCALES = ("linear", "log")
-_DIRECTIONS = ("maximize", "minimize")
-_CHANNELS = ("train", "validation")
-_TRUE_STRINGS = frozenset({"true", "t", "yes", "y", "on", "1"})
-_FALSE_STRINGS = frozenset({"false", "f", "no", "n", "off", "0"})
 # Kinds np.load can read back without pickle; "O" (objects) and "V" (void/structured) are excluded.
 _SAFE_ARRAY_KINDS = frozenset("biufcUSmM")
-
-
-def _show(value: Any) -> str:
-    """Render a user-supplied value for an error message.
-
-    Strings are quoted so that ``'abc'`` and an empty string stay visible; numbers are shown
-    as the user wrote them (``5`` rather than ``5.0``).
-    """
-    return repr(value) if isinstance(value, str) else str(value)
 
 
 class HyperparameterError(ValueError):
@@ -86,207 +73,6 @@ class NotFittedError(ValueError, AttributeError):
     """The estimator is used (predict, save...) before ``fit``; same bases as scikit-learn's."""
 
 
-@dataclass(frozen=True)
-class Hyperparameter:
-    """One declared hyperparameter.
-
-    Parameters
-    ----------
-    name : str
-        Keyword argument name of the estimator.
-    type : {"float", "int", "categorical", "bool"}
-        Declared type; form strings are coerced to it.
-    default : Any
-        Value used when the caller does not give one. Must itself be valid.
-    min, max : float or int, optional
-        Inclusive bounds for numeric types.
-    choices : tuple, optional
-        Allowed values of a categorical hyperparameter.
-    scale : {"linear", "log"}
-        How a tuner should sample the range.
-    tunable : bool
-        Whether tuning jobs and Autotune may vary it.
-    help : str
-        One line shown next to the form field.
-    """
-
-    name: str
-    type: str
-    default: Any
-    min: float | int | None = None
-    max: float | int | None = None
-    choices: tuple[Any, ...] | None = None
-    scale: str = "linear"
-    tunable: bool = True
-    help: str = ""
-
-    def __post_init__(self) -> None:
-        # Declarations are code, so a bad one is a programming error: fail at import time.
-        if self.type not in _HP_TYPES:
-            raise TypeError(f"hyperparameter {self.name!r}: type must be one of {_HP_TYPES}")
-        if self.scale not in _SCALES:
-            raise TypeError(f"hyperparameter {self.name!r}: scale must be one of {_SCALES}")
-        if self.type == "categorical" and not self.choices:
-            raise TypeError(f"hyperparameter {self.name!r}: categorical needs choices")
-        if self.choices is not None and not isinstance(self.choices, tuple):
-            raise TypeError(f"hyperparameter {self.name!r}: choices must be a tuple (frozen dataclass)")
-        if self.scale == "log" and (self.min is None or self.min <= 0):
-            raise TypeError(f"hyperparameter {self.name!r}: log scale needs min > 0")
-        try:
-            self.coerce(self.default)
-        except ValueError as exc:
-            raise TypeError(f"hyperparameter {self.name!r}: invalid default: {exc}") from exc
-
-    @property
-    def is_numeric(self) -> bool:
-        """Whether the hyperparameter is ``float`` or ``int`` (has a range and a scale)."""
-        return self.type in ("float", "int")
-
-    def coerce(self, value: Any) -> Any:
-        """Convert ``value`` to the declared type and check it.
-
-        Parameters
-        ----------
-        value : Any
-            A Python value or a string from an HTML form (``"0.1"``, ``"true"``, ``"on"``).
-
-        Returns
-        -------
-        Any
-            The value as ``float``, ``int``, ``bool`` or one of ``choices``.
-
-        Raises
-        ------
-        ValueError
-            With a message naming the field and what it accepts.
-        """
-        coerced = getattr(self, f"_coerce_{self.type}")(value)
-        if self.is_numeric:
-            self._check_range(value, coerced)
-        return coerced
-
-    def _coerce_float(self, value: Any) -> float:
-        if isinstance(value, str):
-            try:
-                result = float(value.strip())
-            except ValueError:
-                raise ValueError(f"{self.name} must be a number (got {_show(value)})") from None
-        elif isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-            # bool is an int subclass; True as a learning rate is almost surely a form mix-up.
-            raise ValueError(f"{self.name} must be a number (got {_show(value)})")
-        else:
-            result = float(value)
-        if not math.isfinite(result):
-            raise ValueError(f"{self.name} must be a finite number (got {_show(value)})")
-        return result
-
-    def _coerce_int(self, value: Any) -> int:
-        message = f"{self.name} must be an integer (got {_show(value)})"
-        if isinstance(value, bool):
-            raise ValueError(message)
-        if isinstance(value, int | np.integer):
-            return int(value)
-        if isinstance(value, str):
-            text = value.strip()
-            try:
-                return int(text)
-            except ValueError:
-                pass
-            try:
-                value = float(text)
-            except ValueError:
-                raise ValueError(message) from None
-        # Accept 10.0 / "1e3": JSON clients and tuners often produce integral floats.
-        if isinstance(value, float | np.floating) and math.isfinite(value) and float(value).is_integer():
-            return int(value)
-        raise ValueError(message)
-
-    def _coerce_bool(self, value: Any) -> bool:
-        if isinstance(value, bool | np.bool_):
-            return bool(value)
-        if isinstance(value, int | np.integer) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str):
-            text = value.strip().lower()
-            if text in _TRUE_STRINGS:
-                return True
-            if text in _FALSE_STRINGS:
-                return False
-        raise ValueError(f"{self.name} must be a boolean, true or false (got {_show(value)})")
-
-    def _coerce_categorical(self, value: Any) -> Any:
-        assert self.choices is not None
-        for choice in self.choices:
-            if value == choice and type(value) is type(choice):
-                return choice
-        if isinstance(value, str):
-            # Form posts send every choice as text, whatever its declared type.
-            for choice in self.choices:
-                if value.strip() == str(choice):
-                    return choice
-        allowed = ", ".join(_show(choice) for choice in self.choices)
-        raise ValueError(f"{self.name} must be one of {allowed} (got {_show(value)})")
-
-    def _check_range(self, raw: Any, value: float | int) -> None:
-        low, high = self.min, self.max
-        if low is not None and high is not None:
-            if not low <= value <= high:
-                raise ValueError(f"{self.name} must be between {low} and {high} (got {_show(raw)})")
-        elif low is not None and value < low:
-            raise ValueError(f"{self.name} must be >= {low} (got {_show(raw)})")
-        elif high is not None and value > high:
-            raise ValueError(f"{self.name} must be <= {high} (got {_show(raw)})")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Describe the hyperparameter for the REST API and the UI form.
-
-        Returns
-        -------
-        dict
-            ``{name, type, default, min?, max?, choices?, scale?, tunable, help}``; keys without a
-            meaning for this type are omitted (``scale`` only for numeric types).
-        """
-        out: dict[str, Any] = {"name": self.name, "type": self.type, "default": self.default}
-        if self.min is not None:
-            out["min"] = self.min
-        if self.max is not None:
-            out["max"] = self.max
-        if self.choices is not None:
-            out["choices"] = list(self.choices)
-        if self.is_numeric:
-            out["scale"] = self.scale
-        out["tunable"] = self.tunable
-        out["help"] = self.help
-        return out
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A metric an estimator reports through its callback.
-
-    Parameters
-    ----------
-    name : str
-        ``"<channel>:<metric>"`` with channel ``train`` or ``validation``, e.g. ``"validation:auc"``.
-    direction : {"maximize", "minimize"}
-        Which way is better; tuning objectives and early stopping rely on it.
-    """
-
-    name: str
-    direction: str
-
-    def __post_init__(self) -> None:
-        channel, sep, metric = self.name.partition(":")
-        if not sep or channel not in _CHANNELS or not metric:
-            raise TypeError(f"metric name {self.name!r} must look like '<train|validation>:<metric>'")
-        if self.direction not in _DIRECTIONS:
-            raise TypeError(f"metric {self.name!r}: direction must be one of {_DIRECTIONS}")
-
-    def to_dict(self) -> dict[str, str]:
-        """Return ``{name, direction}`` for the REST API."""
-        return {"name": self.name, "direction": self.direction}
-
-
 def _jsonable(value: Any) -> Any:
     """Convert numpy scalars and tuples inside fitted attributes to plain JSON types."""
     if isinstance(value, np.generic):
@@ -298,6 +84,22 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         raise TypeError("numpy arrays belong in _fitted_arrays, not _fitted_json")
     return value
+
+
+def rng_from_state(state: Any) -> np.random.Generator:
+    """Rebuild a generator from ``rng.bit_generator.state`` (plain ints, saved in a training state).
+
+    The state may come from another user's file: it is checked, and anything but a PCG64 state
+    raises ``ValueError``.
+    """
+    generator = np.random.default_rng(0)
+    try:
+        if not isinstance(state, dict) or state.get("bit_generator") != "PCG64":
+            raise ValueError
+        generator.bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError):
+        raise ValueError("saved training state has an invalid random generator state") from None
+    return generator
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
@@ -343,7 +145,9 @@ class Estimator:
     Subclasses set the class attributes below, accept their hyperparameters as explicit keyword
     arguments with the declared defaults, and list their fitted attributes in ``_fitted_arrays``
     (numpy arrays, saved to ``arrays.npz``) and ``_fitted_json`` (scalars, strings, lists, saved
-    in ``manifest.json``). ``save``/``load`` then work without further code.
+    in ``manifest.json``). ``save``/``load`` then work without further code. A ``resumable``
+    estimator also lists there, and in ``_training_state``, what resuming needs beyond the model
+    (optimizer state, a JSON ``training_state_``), so the saved model is the checkpoint.
 
     Attributes
     ----------
@@ -364,6 +168,13 @@ class Estimator:
     target : {"required", "optional", "none"}
         Whether ``fit`` needs labels ``y``: supervised learners require them, clustering and
         projections take none, anomaly detectors use them only to report AUC.
+    budget_hyperparameter : str or None
+        Name of the int hyperparameter that measures training effort (``"epochs"``), which
+        Hyperband varies; None when there is none.
+    resumable : bool
+        Whether ``fit(..., resume=True)`` continues training from the saved training state
+        (the checkpoint is simply the saved model). A resumable estimator has a
+        ``budget_hyperparameter``; callers check this flag before passing ``resume``.
 
     Fitted attributes every estimator sets
     --------------------------------------
@@ -381,8 +192,15 @@ class Estimator:
     default_objective: ClassVar[str] = ""
     target: ClassVar[str] = "required"
 
+    budget_hyperparameter: ClassVar[str | None] = None
+    resumable: ClassVar[bool] = False
+
     _fitted_arrays: ClassVar[tuple[str, ...]] = ()
     _fitted_json: ClassVar[tuple[str, ...]] = ()
+    # Fitted attributes (listed above too) that only resuming needs, e.g. optimizer moments:
+    # models saved before they existed lack them, so load() sets them to None and the model
+    # still predicts; _check_is_fitted ignores them.
+    _training_state: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -400,6 +218,14 @@ class Estimator:
             raise TypeError(f"{cls.__name__}: input must be tabular, text or image")
         if cls.target not in ("required", "optional", "none"):
             raise TypeError(f"{cls.__name__}: target must be required, optional or none")
+        budget = next((hp for hp in cls.hyperparameters if hp.name == cls.budget_hyperparameter), None)
+        if cls.budget_hyperparameter is not None and (budget is None or budget.type != "int"):
+            raise TypeError(f"{cls.__name__}: budget_hyperparameter must name a declared int hyperparameter")
+        if cls.resumable and (budget is None or "resume" not in inspect.signature(cls.fit).parameters):
+            raise TypeError(f"{cls.__name__}: a resumable estimator needs a budget_hyperparameter and fit(resume=...)")
+        unlisted = set(cls._training_state) - set(cls._fitted_arrays) - set(cls._fitted_json)
+        if unlisted:
+            raise TypeError(f"{cls.__name__}: _training_state names unsaved attributes {sorted(unlisted)}")
         metric_names = {metric.name for metric in cls.metrics}
         if cls.default_objective not in metric_names:
             raise TypeError(f"{cls.__name__}: default_objective must be one of its declared metrics")
@@ -577,6 +403,7 @@ class Estimator:
         X_val: Any = None,
         y_val: Any = None,
         callback: Callback | None = None,
+        resume: bool = False,
     ) -> Self:
         """Train the estimator.
 
@@ -592,6 +419,13 @@ class Estimator:
             ``callback(step, metrics)`` called as training progresses, with metric names
             ``"<channel>:<metric>"``. Returning ``False`` stops training; the estimator stays
             usable and records ``stopped_early_ = True``.
+        resume : bool
+            Only for ``resumable`` estimators (the caller checks that flag; others need not
+            accept the keyword). When True and the estimator is fitted (by fit or load),
+            continue training from its saved training state up to ``epochs`` total epochs (call
+            ``set_params(epochs=...)`` first) instead of starting over; the callback's steps
+            continue from the last epoch + 1. Data must have the same
+            features/classes/vocabulary (raise ValueError naming the mismatch otherwise).
 
         Returns
         -------
@@ -633,9 +467,41 @@ class Estimator:
 
     def _check_is_fitted(self) -> None:
         """Raise :class:`NotFittedError` unless ``fit`` (or ``load``) has run."""
-        attrs = self._fitted_arrays + self._fitted_json
+        attrs = [attr for attr in self._fitted_arrays + self._fitted_json if attr not in self._training_state]
         if not attrs or not all(hasattr(self, attr) for attr in attrs):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() first")
+
+    def _check_resumable(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the ``training_state_`` dict ``fit(resume=True)`` continues from, after checks.
+
+        A resumable estimator keeps a JSON ``training_state_`` (listed in ``_training_state``)
+        holding at least the validated ``"hyperparameters"`` it was trained with. Raises
+        :class:`NotFittedError` (a ``ValueError``) when not fitted, and ``ValueError`` when the
+        state is missing (a model saved before it existed) or a hyperparameter other than the
+        budget one changed.
+        """
+        kind = type(self).__name__
+        try:
+            self._check_is_fitted()
+        except NotFittedError:
+            raise NotFittedError(f"this {kind} is not fitted; nothing to resume") from None
+        state = getattr(self, "training_state_", None)
+        if any(getattr(self, attr, None) is None for attr in self._training_state) or not (
+            isinstance(state, dict) and isinstance(state.get("hyperparameters"), dict)
+        ):
+            raise ValueError(
+                f"this {kind} has no saved training state (saved before training could resume?); "
+                "it can predict, but to train more fit it again without resume"
+            )
+        trained_with = state["hyperparameters"]
+        budget = self.budget_hyperparameter
+        changed = [name for name, value in params.items() if name != budget and trained_with.get(name) != value]
+        if changed:
+            raise ValueError(
+                f"cannot resume: {', '.join(changed)} differ(s) from the value(s) the model was trained with; "
+                f"only {self.budget_hyperparameter} may change"
+            )
+        return state
 
     def save(self, path: str | Path) -> Path:
         """Write the fitted estimator to a directory.
@@ -717,11 +583,11 @@ class Estimator:
             )
         estimator = cls(**cls.validate_hyperparameters(manifest.get("hyperparameters") or {}))
         fitted = manifest.get("fitted") or {}
-        missing = [attr for attr in cls._fitted_json if attr not in fitted]
+        missing = [attr for attr in cls._fitted_json if attr not in fitted and attr not in cls._training_state]
         if missing:
             raise ValueError(f"{directory}: manifest lacks fitted values {', '.join(missing)}")
         for attr in cls._fitted_json:
-            setattr(estimator, attr, fitted[attr])
+            setattr(estimator, attr, fitted.get(attr))
         arrays_path = directory / ARRAYS_FILENAME
         try:
             npz = np.load(arrays_path, allow_pickle=False)
@@ -739,7 +605,7 @@ class Estimator:
                         raise ValueError(f"{directory}: refusing array {attr!r}: {exc}") from None
                     # 0-d arrays were scalars when saved (e.g. a regressor's intercept_).
                     setattr(estimator, attr, array[()] if array.ndim == 0 else array)
-                elif attr in fitted and fitted[attr] is None:
+                elif (attr in fitted and fitted[attr] is None) or attr in cls._training_state:
                     setattr(estimator, attr, None)
                 else:
                     raise ValueError(f"{directory}: {ARRAYS_FILENAME} lacks array {attr!r}")

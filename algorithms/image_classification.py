@@ -17,7 +17,7 @@ import numpy as np
 from algorithms import metrics as metric_fns
 from algorithms._checks import as_labels, check_channel, check_saved_array, check_saved_count
 from algorithms._nn import BatchNorm, Conv2D, Dense, Flatten, Layer, MaxPool2D, Network, ReLU, softmax_cross_entropy
-from algorithms.base import Callback, Estimator, Hyperparameter, Metric
+from algorithms.base import Callback, Estimator, Hyperparameter, Metric, rng_from_state
 
 __all__ = ["AUGMENTATIONS", "LR_SCHEDULERS", "ImageClassification"]
 
@@ -116,6 +116,11 @@ class ImageClassification(Estimator):
         Epochs run.
     stopped_early_ : bool
         Whether the callback stopped training.
+    velocity_ : ndarray
+        Flat float32 SGD momentum of every parameter, in the order of ``weights_``: the optimizer
+        state ``fit(resume=True)`` continues from. It doubles the size of the saved weights.
+    training_state_ : dict
+        SGD steps taken, the generator's state and the trained hyperparameters (small JSON).
     """
 
     name: ClassVar[str] = "image-classification"
@@ -179,9 +184,25 @@ class ImageClassification(Estimator):
         Metric("validation:accuracy", "maximize"),
     )
     default_objective: ClassVar[str] = "validation:accuracy"
+    budget_hyperparameter: ClassVar[str | None] = "epochs"
+    resumable: ClassVar[bool] = True
 
-    _fitted_arrays: ClassVar[tuple[str, ...]] = ("classes_", "channel_mean_", "channel_scale_", "weights_", "buffers_")
-    _fitted_json: ClassVar[tuple[str, ...]] = ("image_shape_", "architecture_", "n_epochs_", "stopped_early_")
+    _fitted_arrays: ClassVar[tuple[str, ...]] = (
+        "classes_",
+        "channel_mean_",
+        "channel_scale_",
+        "weights_",
+        "buffers_",
+        "velocity_",
+    )
+    _fitted_json: ClassVar[tuple[str, ...]] = (
+        "image_shape_",
+        "architecture_",
+        "n_epochs_",
+        "stopped_early_",
+        "training_state_",
+    )
+    _training_state: ClassVar[tuple[str, ...]] = ("velocity_", "training_state_")
 
     def __init__(
         self,
@@ -223,6 +244,7 @@ class ImageClassification(Estimator):
         X_val: Any = None,
         y_val: Any = None,
         callback: Callback | None = None,
+        resume: bool = False,
     ) -> Self:
         """Train the network.
 
@@ -238,18 +260,44 @@ class ImageClassification(Estimator):
             ``callback(epoch, metrics)`` after each epoch with ``train:loss``, ``train:accuracy``
             (running averages over the epoch's augmented mini-batches) and, with validation
             data, ``validation:loss`` and ``validation:accuracy``. Returning ``False`` stops.
+        resume : bool
+            Continue the fitted (or loaded) network's training from epoch ``n_epochs_ + 1`` up
+            to ``epochs`` in total, from its current weights, batch-norm statistics, momentum,
+            step counter and generator state; the saved pixel standardization is kept. With the
+            constant schedule the result is exactly that of one ``fit(epochs=...)``. The cosine
+            and step schedules depend on the total: they are recomputed for the new ``epochs``
+            from the current step on, so the resumed epochs use the learning rates of the same
+            epochs of a straight run with the new total (the earlier ones annealed faster). The
+            images must have the model's shape, ``y`` its classes, and only ``epochs`` may
+            differ from the trained hyperparameters. With ``epochs`` not above ``n_epochs_`` no
+            epoch runs and the model is returned unchanged (after the data checks). If resumed
+            training fails, the model stays as it was.
 
         Returns
         -------
         ImageClassification
             ``self``.
+
+        Raises
+        ------
+        ValueError
+            On invalid data or divergence; when resuming, if the model is not fitted, lacks its
+            training state (saved by an older version), or the data or hyperparameters differ.
         """
         params = self._validated_params()
-        images = as_images(X, "X")
+        state = self._check_resumable(params) if resume else None
+        images = as_images(X, "X", None if state is None else tuple(self.image_shape_))
         labels = as_labels(y, "y", images.shape[0], learner=_LEARNER)
         classes, targets = np.unique(labels, return_inverse=True)
         if classes.size < 2:
             raise ValueError(f"y has a single class ({classes[0]!r}); image classification needs at least 2")
+        if state is not None and (
+            (classes.dtype.kind in "US") != (self.classes_.dtype.kind in "US")
+            or not np.array_equal(classes, self.classes_)
+        ):
+            raise ValueError(
+                f"cannot resume: y has the classes {classes[:10].tolist()}, the model {self.classes_[:10].tolist()}"
+            )
         val = None
         if X_val is not None or y_val is not None:
             if X_val is None or y_val is None:
@@ -258,31 +306,60 @@ class ImageClassification(Estimator):
             val_labels = as_labels(y_val, "y_val", val_images.shape[0], learner=_LEARNER)
             val = (val_images, self._encode(classes, val_labels, "y_val"))
 
-        # A failed refit must not leave the previous model's arrays next to a new network.
-        for attr in (*self._fitted_arrays, *self._fitted_json):
-            self.__dict__.pop(attr, None)
         h, w, c = images.shape[1:]
-        self.classes_ = classes
-        self.image_shape_ = [int(h), int(w), int(c)]
-        mean = images.mean(axis=(0, 1, 2), dtype=np.float64)
-        std = images.std(axis=(0, 1, 2), dtype=np.float64)
-        self.channel_mean_ = mean.astype(np.float32)
-        self.channel_scale_ = np.where(std > 1e-12, std, 1.0).astype(np.float32)
-        rng = np.random.default_rng(params["random_state"])
-        self._network = self._build(params, (h, w, c), classes.size, rng)
+        if state is None:
+            # A failed refit must not leave the previous model's arrays next to a new network.
+            for attr in (*self._fitted_arrays, *self._fitted_json):
+                self.__dict__.pop(attr, None)
+            self.classes_ = classes
+            self.image_shape_ = [int(h), int(w), int(c)]
+            mean = images.mean(axis=(0, 1, 2), dtype=np.float64)
+            std = images.std(axis=(0, 1, 2), dtype=np.float64)
+            self.channel_mean_ = mean.astype(np.float32)
+            self.channel_scale_ = np.where(std > 1e-12, std, 1.0).astype(np.float32)
+            rng = np.random.default_rng(params["random_state"])
+            self._network = self._build(params, (h, w, c), classes.size, rng)
+            self.n_epochs_, step = 0, 0
+        elif self.n_epochs_ >= params["epochs"]:
+            return self
+        else:
+            rng = rng_from_state(state["rng"])
+            step = state.get("step")
+            check_saved_count("training_state_ step", step, minimum=0)
+            # Rebuilt from the saved arrays, momentum included, so a loaded model resumes like
+            # the one still in memory, and a failure can fall back to the saved model.
+            self._network = self._saved_network(velocity=True)
         x_train = self._standardize(images)
         if val is not None:
             val = (self._standardize(val[0]), val[1])
+        counters = (self.n_epochs_, getattr(self, "stopped_early_", False))
+        try:
+            self._train(params, x_train, targets, val, rng, step, callback)
+        except BaseException:
+            if state is not None:
+                self._network = self._saved_network(velocity=True)
+                self.n_epochs_, self.stopped_early_ = counters
+            raise
+        return self
 
-        n = x_train.shape[0]
+    def _train(
+        self,
+        params: dict[str, Any],
+        x_train: np.ndarray,
+        targets: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        rng: np.random.Generator,
+        step: int,
+        callback: Callback | None,
+    ) -> None:
+        """Epochs ``n_epochs_ + 1`` to ``epochs`` of SGD on standardized images; store the result."""
+        n, h, w = x_train.shape[:3]
         batch = min(params["mini_batch_size"], n)
         steps_per_epoch = math.ceil(n / batch)
         total_steps = steps_per_epoch * params["epochs"]
         pad = max(1, round(min(h, w) / 8))
-        step = 0
         self.stopped_early_ = False
-        self.n_epochs_ = 0
-        for epoch in range(1, params["epochs"] + 1):
+        for epoch in range(self.n_epochs_ + 1, params["epochs"] + 1):
             order = rng.permutation(n)
             loss_sum = correct = seen = 0.0
             for start in range(0, n, batch):
@@ -300,9 +377,9 @@ class ImageClassification(Estimator):
                 loss_sum += loss * index.size
                 correct += float(np.sum(proba.argmax(axis=1) == yb))
                 seen += index.size
-            self.n_epochs_ = epoch
             if not np.isfinite(loss_sum):
                 raise ValueError(f"training diverged (loss is not finite in epoch {epoch}); lower learning_rate")
+            self.n_epochs_ = epoch
             metrics = {"train:loss": loss_sum / seen, "train:accuracy": correct / seen}
             if val is not None:
                 metrics.update(self._scores(val[0], val[1], "validation"))
@@ -310,7 +387,7 @@ class ImageClassification(Estimator):
                 self.stopped_early_ = epoch < params["epochs"]
                 break
         self._store()
-        return self
+        self.training_state_ = {"hyperparameters": params, "step": step, "rng": rng.bit_generator.state}
 
     @staticmethod
     def _build(
@@ -377,6 +454,20 @@ class ImageClassification(Estimator):
         self.architecture_ = self._network.spec()
         self.weights_ = self._network.flat("params").astype(np.float32)
         self.buffers_ = self._network.flat("buffers").astype(np.float32)
+        self.velocity_ = self._network.flat("velocity").astype(np.float32)
+
+    def _saved_network(self, *, velocity: bool) -> Network:
+        """The network of ``architecture_`` with the saved weights (and momentum); ValueError if they do not fit."""
+        network = Network.from_spec(self.architecture_, tuple(self.image_shape_))
+        if network.layers[-1].kind != "dense" or network.layers[-1].spec()["out_features"] != self.classes_.size:
+            raise ValueError("saved model's last layer does not output one score per class")
+        kinds = ("params", "buffers", "velocity") if velocity else ("params", "buffers")
+        for kind, attr in zip(kinds, ("weights_", "buffers_", "velocity_"), strict=False):
+            values = np.asarray(getattr(self, attr))
+            if values.dtype.kind != "f":
+                raise ValueError(f"saved model has non-float {attr}")
+            network.load_flat(kind, values)
+        return network
 
     # -- prediction ----------------------------------------------------------------------------
 
@@ -471,12 +562,6 @@ class ImageClassification(Estimator):
         channels = shape[2]
         self.channel_mean_ = check_saved_array("channel_mean_", self.channel_mean_, (channels,))
         self.channel_scale_ = check_saved_array("channel_scale_", self.channel_scale_, (channels,))
-        network = Network.from_spec(self.architecture_, tuple(shape))
-        if network.layers[-1].kind != "dense" or network.layers[-1].spec()["out_features"] != self.classes_.size:
-            raise ValueError("saved model's last layer does not output one score per class")
-        for attr in ("weights_", "buffers_"):
-            if getattr(self, attr).dtype.kind != "f":
-                raise ValueError(f"saved model has non-float {attr}")
-        network.load_flat("params", self.weights_)
-        network.load_flat("buffers", self.buffers_)
-        self._network = network
+        # The momentum (velocity_) is only checked when resuming: a model saved before it existed
+        # still predicts.
+        self._network = self._saved_network(velocity=False)

@@ -6,36 +6,38 @@ cross-entropy), with feature standardization, mean imputation of missing values,
 class weights, per-epoch metrics and early stopping. It trains ``num_models`` variants with
 different learning rates and penalties in one pass over the data, keeps the one that does best on
 the validation data, and for binary problems tunes the decision threshold to a chosen criterion.
-The numerical core lives in :mod:`algorithms._linear`.
+The numerical core lives in :mod:`algorithms._linear`, data checks and preprocessing in
+:mod:`algorithms._linear_data`, model selection and metrics in :mod:`algorithms._linear_selection`.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, ClassVar, Self
 
 import numpy as np
 
 # Aliased: ``metrics`` is also the class attribute declaring the reported metrics.
 from algorithms import metrics as metric_fns
-from algorithms._linear import (
+from algorithms._linear import THRESHOLD_CRITERIA, TrainingState, model_grid, sigmoid, softmax, train_models
+from algorithms._linear_data import (
     BINARY,
     LOSSES,
     MAX_AUTO_CLASSES,
     MULTICLASS,
     REGRESSOR,
-    THRESHOLD_CRITERIA,
     as_features,
     as_labels,
+    check_saved_model,
     class_weights,
+    design_matrix,
     encode,
-    model_grid,
-    resolve_task,
-    sigmoid,
-    softmax,
-    train_models,
+    fit_scaling,
+    label_scaling,
+    preview,
+    read_training_data,
+    training_target,
 )
-from algorithms._linear_selection import channel_metrics, select_model
+from algorithms._linear_selection import channel_metrics, epoch_metrics, select_model
 from algorithms.base import Callback, Estimator, Hyperparameter, Metric
 
 __all__ = ["LOSS_CHOICES", "MAX_AUTO_CLASSES", "PREDICTOR_TYPES", "SELECTION_CRITERIA", "LinearLearner"]
@@ -47,6 +49,9 @@ SELECTION_CRITERIA = (*THRESHOLD_CRITERIA, "cross_entropy_loss", "loss_function"
 # elements (512 MB in float64) the parallel models would rather exhaust memory than speed anything up.
 _MAX_BATCH_ELEMENTS = 2**26
 
+# Saved training state (see TrainingState.saved), attribute state_<key>_ for each array.
+_STATE_KEYS = ("weights", "learning_rates", "best_loss", "best_epoch", "alive")
+_STATE_ARRAYS = tuple(f"state_{key}_" for key in _STATE_KEYS)
 _TASKS = {REGRESSOR: "regression", BINARY: "binary_classification", MULTICLASS: "multiclass_classification"}
 _METRIC_NAMES = (
     *(("loss", "minimize"), ("rmse", "minimize"), ("mae", "minimize"), ("r2", "maximize")),
@@ -166,6 +171,17 @@ class LinearLearner(Estimator):
         Whether training ended before ``epochs`` (callback, early stopping or divergence).
     stop_reason_ : str or None
         ``"callback"``, ``"early_stopping"``, ``"diverged"`` (every model) or None.
+    training_state_ : dict
+        Counters, early-stopping bookkeeping, the shuffling generator's state and the
+        hyperparameters of the last epoch, from which ``fit(resume=True)`` continues.
+    state_weights_ : ndarray of shape (3 or 5, n_features + use_bias, num_models * n_outputs)
+        Every parallel model's current iterate, running average and best average in standardized
+        space, plus Adam's two moments: the saved model holds 3 (SGD) or 5 (Adam) float64 copies
+        of all parallel weights besides ``coef_``, i.e. ``8 * n_inputs * num_models * n_outputs``
+        bytes each (260 KB for 100 features, 32 models and 10 classes).
+    state_learning_rates_, state_best_loss_, state_best_epoch_, state_alive_ : ndarray
+        Per output column: the decayed learning rate (0 once diverged); per model: its best
+        monitored loss, that loss's epoch (0: never finite) and whether it is still training.
     """
 
     name: ClassVar[str] = "linear-learner"
@@ -314,6 +330,8 @@ class LinearLearner(Estimator):
     )
     # The loss is the one metric every predictor type reports, so it is a safe default objective.
     default_objective: ClassVar[str] = "validation:loss"
+    budget_hyperparameter: ClassVar[str | None] = "epochs"
+    resumable: ClassVar[bool] = True
 
     _fitted_arrays: ClassVar[tuple[str, ...]] = (
         "coef_",
@@ -323,6 +341,7 @@ class LinearLearner(Estimator):
         "impute_values_",
         "feature_mean_",
         "feature_scale_",
+        *_STATE_ARRAYS,
     )
     _fitted_json: ClassVar[tuple[str, ...]] = (
         "predictor_type_",
@@ -342,7 +361,9 @@ class LinearLearner(Estimator):
         "monitor_",
         "stopped_early_",
         "stop_reason_",
+        "training_state_",
     )
+    _training_state: ClassVar[tuple[str, ...]] = (*_STATE_ARRAYS, "training_state_")
 
     def __init__(
         self,
@@ -410,6 +431,7 @@ class LinearLearner(Estimator):
         X_val: Any = None,
         y_val: Any = None,
         callback: Callback | None = None,
+        resume: bool = False,
     ) -> Self:
         """Train every parallel model on ``(X, y)`` and keep the best.
 
@@ -429,6 +451,19 @@ class LinearLearner(Estimator):
             recall, f1`` and ``log_loss`` (classifiers; not for hinge before calibration), the
             same for ``validation:`` plus ``validation:auc`` (binary). Epoch metrics use the
             decision threshold 0. Returning ``False`` stops training after that epoch.
+        resume : bool
+            Continue the fitted (or loaded) estimator's training from the current state of
+            every parallel model (not from the kept best epoch) up to ``epochs`` in total, the
+            callback's epochs continuing from ``n_epochs_ + 1``; the kept model is then again
+            each model's best epoch over all epochs. The learning rates decay per epoch,
+            independently of ``epochs``, so ``fit(epochs=3)``, ``save``, ``load``,
+            ``set_params(epochs=6)``, ``fit(resume=True)`` gives exactly what ``fit(epochs=6)``
+            gives on the same data, also after a callback stopped training. The saved
+            preprocessing (imputation, scaling, class weights) is kept; the data need the same
+            features, task and classes, validation data if and only if the first fit had some,
+            and only ``epochs`` may differ from the trained hyperparameters. When ``epochs`` is
+            not above ``n_epochs_``, or training already ended by early stopping or divergence,
+            no epoch runs and the estimator is returned unchanged (after the data checks).
 
         Returns
         -------
@@ -440,25 +475,18 @@ class LinearLearner(Estimator):
         HyperparameterError
             If a hyperparameter is invalid.
         ValueError
-            If the data do not fit the task, or every model diverges before a usable epoch.
+            If the data do not fit the task, or every model diverges before a usable epoch; when
+            resuming, if the estimator is not fitted, lacks its training state (saved by an older
+            version) or the data or hyperparameters do not match it.
         """
         params = self._validated_params()
-        X_arr = as_features(X, "X")
-        y_arr = as_labels(y, "y", X_arr.shape[0])
-        # truth: targets in original units (regressor) or class indices, for metrics.
-        kind, loss, classes, train_truth = resolve_task(params["predictor_type"], params["loss"], y_arr)
-        has_val = X_val is not None or y_val is not None
-        if has_val:
-            if X_val is None or y_val is None:
-                raise ValueError("X_val and y_val must be given together")
-            Xv_arr = as_features(X_val, "X_val", X_arr.shape[1])
-            yv_arr = as_labels(y_val, "y_val", Xv_arr.shape[0])
-            if classes is None:
-                if yv_arr.dtype.kind not in "biuf":
-                    raise ValueError("y_val must be numeric for a regressor")
-                val_truth = yv_arr.astype(np.float64)
-            else:
-                val_truth = encode(classes, yv_arr, "y_val")
+        state = self._resume_state(params) if resume else None
+        X_arr, kind, loss, classes, train_truth, validation = read_training_data(
+            X, y, X_val, y_val, params, self.n_features_in_ if resume else None
+        )
+        has_val = validation is not None
+        if resume:
+            self._check_same_task(kind, loss, classes, has_val)
 
         n_outputs = classes.size if kind == MULTICLASS else 1
         specs = model_grid(params["num_models"], params["learning_rate"], params["wd"], params["l1"])
@@ -469,23 +497,39 @@ class LinearLearner(Estimator):
                 "lower num_models or mini_batch_size"
             )
 
-        self.predictor_type_, self.loss_, self.classes_ = kind, loss, classes
-        self.n_features_in_ = X_arr.shape[1]
-        self.model_params_ = [spec.to_dict() for spec in specs]
-        train_design = self._fit_preprocessing(X_arr, params)
-        train_target = self._fit_target(kind, train_truth, params)
-        self.class_weights_ = class_weights(
-            kind, train_truth, params["positive_example_weight_mult"], params["balance_multiclass_weights"]
-        )
+        if state is None:
+            self.predictor_type_, self.loss_, self.classes_ = kind, loss, classes
+            self.n_features_in_ = X_arr.shape[1]
+            self.model_params_ = [spec.to_dict() for spec in specs]
+            use_bias = params["use_bias"]
+            self.impute_values_, self.feature_mean_, self.feature_scale_ = fit_scaling(
+                X_arr, params["normalize_data"], use_bias
+            )
+            self.label_mean_, self.label_scale_ = label_scaling(kind, train_truth, params["normalize_label"], use_bias)
+            self.class_weights_ = class_weights(
+                kind, train_truth, params["positive_example_weight_mult"], params["balance_multiclass_weights"]
+            )
+        elif (
+            state.epoch >= params["epochs"]
+            or self.stop_reason_ in ("early_stopping", "diverged")
+            or state.since_improvement >= params["early_stopping_patience"]
+        ):
+            return self
+        label = (self.label_mean_, self.label_scale_)
+        train_design = self._design(X_arr, params["use_bias"])
+        train_target = training_target(kind, train_truth, label)
         weights = self.class_weights_
         train = (train_design, train_truth, None if weights is None else weights[train_truth])
-        val = (self._design(Xv_arr), val_truth, None if weights is None else weights[val_truth]) if has_val else None
+        val = None
+        if validation is not None:
+            Xv_arr, val_truth = validation
+            val = (self._design(Xv_arr, params["use_bias"]), val_truth, None if weights is None else weights[val_truth])
         monitored = val if val is not None else train
 
         def report(epoch: int, leader: np.ndarray) -> bool:
-            metrics = self._epoch_metrics(leader, *train, "train", full=False)
+            metrics = epoch_metrics(kind, loss, leader, train, "train", label=label, full=False)
             if val is not None:
-                metrics.update(self._epoch_metrics(leader, *val, "validation", full=True))
+                metrics.update(epoch_metrics(kind, loss, leader, val, "validation", label=label, full=True))
             return self._emit(callback, epoch, metrics)
 
         # Overflow/invalid warnings only happen when a model diverges, which train_models detects:
@@ -499,8 +543,9 @@ class LinearLearner(Estimator):
                 monitored,
                 params,
                 n_weights=self.n_features_in_,
-                label=(self.label_mean_, self.label_scale_),
+                label=label,
                 report=report,
+                state=state,
             )
         if not run.best_epoch.any():
             raise ValueError(
@@ -511,6 +556,10 @@ class LinearLearner(Estimator):
         self.monitor_ = "validation:loss" if has_val else "train:loss"
         self.stop_reason_ = run.stop_reason
         self.stopped_early_ = run.stop_reason is not None
+        arrays, self.training_state_ = run.state.saved()
+        self.training_state_["hyperparameters"] = params
+        for key in _STATE_KEYS:
+            setattr(self, f"state_{key}_", arrays[key])
 
         # Each model at its own best epoch competes; a binary model also gets its threshold here.
         criterion = params["binary_classifier_model_selection_criteria"] if kind == BINARY else None
@@ -533,77 +582,34 @@ class LinearLearner(Estimator):
         self._store_weights(run.best_theta[:, columns], params["use_bias"])
         return self
 
-    def _fit_preprocessing(self, X: np.ndarray, params: dict[str, Any]) -> np.ndarray:
-        """Learn imputation and scaling from ``X``; return the training design matrix."""
-        missing = np.isnan(X)
-        with warnings.catch_warnings():
-            # An all-NaN column has no mean; it is imputed with 0 below, no warning needed.
-            warnings.simplefilter("ignore", RuntimeWarning)
-            impute = np.nanmean(X, axis=0) if missing.any() else X.mean(axis=0)
-        self.impute_values_ = np.where(np.isfinite(impute), impute, 0.0)
-        filled = np.where(missing, self.impute_values_, X) if missing.any() else X
-        n_features = X.shape[1]
-        if params["normalize_data"]:
-            center = filled.mean(axis=0) if params["use_bias"] else np.zeros(n_features)
-            scale = filled.std(axis=0)
-            # Constant columns carry no information; scale 1 avoids dividing by zero.
-            scale[~(scale > 1e-12 * np.maximum(1.0, np.abs(center)))] = 1.0
-        else:
-            center, scale = np.zeros(n_features), np.ones(n_features)
-        self.feature_mean_, self.feature_scale_ = center, scale
-        self._use_bias = params["use_bias"]
-        return self._design(X)
+    def _resume_state(self, params: dict[str, Any]) -> TrainingState:
+        """The saved training state, checked against the hyperparameters and the model's shapes."""
+        info = self._check_resumable(params)
+        n_inputs = self.n_features_in_ + int(params["use_bias"])
+        n_outputs = self.classes_.size if self.predictor_type_ == MULTICLASS else 1
+        arrays = {key: getattr(self, f"state_{key}_") for key in _STATE_KEYS}
+        n_models = len(self.model_params_)
+        return TrainingState.restore(arrays, info, (n_inputs, n_models * n_outputs), n_models, params["optimizer"])
 
-    def _design(self, X: np.ndarray) -> np.ndarray:
-        """Impute, standardize and append the bias column, in one new float64 array."""
-        n_samples, n_features = X.shape
-        design = np.empty((n_samples, n_features + int(self._use_bias)))
-        body = design[:, :n_features]
-        np.subtract(X, self.feature_mean_, out=body)
-        body /= self.feature_scale_
-        missing = np.isnan(body)
-        if missing.any():
-            fill = (self.impute_values_ - self.feature_mean_) / self.feature_scale_
-            body[missing] = np.broadcast_to(fill, body.shape)[missing]
-        if self._use_bias:
-            design[:, n_features] = 1.0
-        return design
+    def _check_same_task(self, kind: str, loss: str, classes: np.ndarray | None, has_val: bool) -> None:
+        """Resuming: the new data must give the trained task, loss and classes, and the same channels."""
+        if has_val != (self.monitor_ == "validation:loss"):
+            # The best epochs so far were judged on one channel; switching would mix two scales.
+            raise ValueError(
+                f"cannot resume: the model was trained {'with' if not has_val else 'without'} validation data; "
+                "give the same channels again"
+            )
+        if (kind, loss) != (self.predictor_type_, self.loss_):
+            raise ValueError(
+                f"cannot resume: y gives predictor_type {kind!r} with loss {loss!r}, the model was trained as "
+                f"{self.predictor_type_!r} with {self.loss_!r}"
+            )
+        if classes is not None and not np.array_equal(classes, self.classes_):
+            raise ValueError(f"cannot resume: y has classes {preview(classes)}, the model {preview(self.classes_)}")
 
-    def _fit_target(self, kind: str, target: np.ndarray, params: dict[str, Any]) -> np.ndarray:
-        """Return the training target in the form the loss gradient expects."""
-        self.label_mean_, self.label_scale_ = 0.0, 1.0
-        if kind == MULTICLASS:
-            return target  # class indices
-        if kind == BINARY:
-            return target.astype(np.float64)[:, None]
-        if params["normalize_label"]:
-            self.label_mean_ = float(target.mean()) if params["use_bias"] else 0.0
-            spread = float(target.std()) if params["use_bias"] else float(np.sqrt(np.mean(target**2)))
-            self.label_scale_ = spread if spread > 0 else 1.0
-        return ((target - self.label_mean_) / self.label_scale_)[:, None]
-
-    def _epoch_metrics(
-        self,
-        theta: np.ndarray,
-        design: np.ndarray,
-        truth: np.ndarray,
-        weights: np.ndarray | None,
-        channel: str,
-        *,
-        full: bool,
-    ) -> dict[str, float]:
-        """Metrics of one model (``theta`` of shape (n_inputs, n_outputs)) on one channel."""
-        z = design @ theta
-        kind = self.predictor_type_
-        if kind == REGRESSOR:
-            scores = z[:, 0] * self.label_scale_ + self.label_mean_
-        else:
-            scores = z[:, 0] if kind == BINARY else z
-        # A hinge model has no probabilities until it is calibrated after training.
-        calibration = (1.0, 0.0) if self.loss_ == "logistic" else None
-        return channel_metrics(
-            kind, self.loss_, scores, truth, channel, weights=weights, calibration=calibration, full=full
-        )
+    def _design(self, X: np.ndarray, use_bias: bool) -> np.ndarray:
+        """Training-space design matrix of ``X`` with the fitted imputation and scaling."""
+        return design_matrix(X, self.impute_values_, self.feature_mean_, self.feature_scale_, use_bias)
 
     def _store_weights(self, theta: np.ndarray, use_bias: bool) -> None:
         """Express the trained weights in the original feature (and label) space."""
@@ -619,45 +625,11 @@ class LinearLearner(Estimator):
             self.intercept_ = bias
 
     def _after_load(self) -> None:
-        kind = self.predictor_type_
-        if kind not in PREDICTOR_TYPES[1:]:
-            raise ValueError(f"saved model has an unknown predictor_type_ {kind!r}")
-        if self.loss_ not in LOSSES[kind]:
-            raise ValueError(f"saved model has loss_ {self.loss_!r}, which does not fit {kind!r}")
-        n_features = self.n_features_in_
-        if not isinstance(n_features, int) or n_features < 1:
-            raise ValueError(f"saved model has an invalid n_features_in_ {n_features!r}")
-        n_outputs = 1
-        if kind != REGRESSOR:
-            if self.classes_ is None or self.classes_.ndim != 1 or self.classes_.size < 2:
-                raise ValueError("saved classifier lacks its classes_")
-            n_outputs = self.classes_.size if kind == MULTICLASS else 1
-        coef_shape = (n_features,) if kind == REGRESSOR else (n_outputs, n_features)
-        intercept_shape = () if kind == REGRESSOR else (n_outputs,)
-        expected = {
-            "coef_": coef_shape,
-            "intercept_": intercept_shape,
-            "impute_values_": (n_features,),
-            "feature_mean_": (n_features,),
-            "feature_scale_": (n_features,),
-        }
-        if self.class_weights_ is not None:
-            expected["class_weights_"] = (0 if self.classes_ is None else self.classes_.size,)
-        for attr, shape in expected.items():
-            value = np.asarray(getattr(self, attr))
-            if value.shape != shape or value.dtype.kind not in "iuf":
-                raise ValueError(f"saved model has {attr} of shape {value.shape}, expected {shape}")
-        if kind == REGRESSOR:
+        check_saved_model(self)
+        if self.predictor_type_ == REGRESSOR:
             self.intercept_ = float(self.intercept_)
-        if kind == BINARY:
-            calibration = self.proba_calibration_
-            if not _finite_number(self.threshold_) or not (
-                isinstance(calibration, list) and len(calibration) == 2 and all(map(_finite_number, calibration))
-            ):
-                raise ValueError("saved binary model lacks a finite threshold_ and proba_calibration_ [a, b]")
+        elif self.predictor_type_ == BINARY:
             self.threshold_ = float(self.threshold_)
-        if not isinstance(self.best_model_, int) or not 0 <= self.best_model_ < len(self.model_params_ or ()):
-            raise ValueError(f"saved model has an invalid best_model_ {self.best_model_!r}")
 
     # -- inference -----------------------------------------------------------------------------
 
@@ -793,6 +765,3 @@ class LinearLearner(Estimator):
             calibration=tuple(self.proba_calibration_) if binary else None,
         )
 
-
-def _finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))

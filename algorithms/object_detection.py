@@ -21,14 +21,13 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from algorithms._checks import check_channel, check_saved_array, check_saved_count
-from algorithms.base import Callback, Estimator, Hyperparameter, Metric
+from algorithms._detection_net import N_BOX, backward, forward, layer_shapes
+from algorithms.base import Callback, Estimator, Hyperparameter, Metric, rng_from_state
 
 __all__ = ["CELL", "ObjectDetection", "box_iou", "mean_average_precision", "non_max_suppression"]
 
 CELL = 8
 """Pixels per grid cell: the network pools three times by 2."""
-
-_N_BOX = 5  # objectness, x offset, y offset, log width, log height
 
 
 # -- box utilities -------------------------------------------------------------------------------
@@ -161,105 +160,8 @@ def _coords(box: Mapping[str, Any]) -> list[float]:
     return [float(box["x1"]), float(box["y1"]), float(box["x2"]), float(box["y2"])]
 
 
-# -- network pieces ------------------------------------------------------------------------------
-
-
-def _im2col(x: np.ndarray, k: int) -> np.ndarray:
-    """(N, H, W, C) -> (N*H*W, k*k*C) patches of a same-padded ``k x k`` convolution."""
-    n, h, w, c = x.shape
-    if k == 1:
-        return x.reshape(n * h * w, c)
-    p = k // 2
-    padded = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-    cols = np.empty((n, h, w, k, k, c), dtype=x.dtype)
-    for i in range(k):
-        for j in range(k):
-            cols[:, :, :, i, j, :] = padded[:, i : i + h, j : j + w, :]
-    return cols.reshape(n * h * w, k * k * c)
-
-
-def _col2im(dcols: np.ndarray, shape: tuple[int, int, int, int], k: int) -> np.ndarray:
-    """Adjoint of :func:`_im2col`: scatter patch gradients back onto the image."""
-    n, h, w, c = shape
-    if k == 1:
-        return dcols.reshape(shape)
-    p = k // 2
-    d = dcols.reshape(n, h, w, k, k, c)
-    out = np.zeros((n, h + 2 * p, w + 2 * p, c), dtype=dcols.dtype)
-    for i in range(k):
-        for j in range(k):
-            out[:, i : i + h, j : j + w, :] += d[:, :, :, i, j, :]
-    return out[:, p : p + h, p : p + w, :]
-
-
-def _pool(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """2x2 max pooling; also returns the mask of the winners for the backward pass."""
-    n, h, w, c = x.shape
-    blocks = x.reshape(n, h // 2, 2, w // 2, 2, c)
-    out = blocks.max(axis=(2, 4))
-    # Ties pass the gradient to every winner; they are zeros after ReLU, whose gradient the
-    # ReLU mask removes, so exact positive ties (measure zero) are the only imprecision.
-    return out, blocks == out[:, :, None, :, None, :]
-
-
-def _unpool(dout: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    n, h2, _, w2, _, c = mask.shape
-    return (mask * dout[:, :, None, :, None, :]).reshape(n, h2 * 2, w2 * 2, c)
-
-
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
-def _layer_shapes(channels: int, width: int, n_classes: int) -> list[tuple[int, int, int]]:
-    """``(kernel, in, out)`` of the five convolutions; the first three are followed by pooling."""
-    return [
-        (3, channels, width),
-        (3, width, 2 * width),
-        (3, 2 * width, 4 * width),
-        (3, 4 * width, 4 * width),
-        (1, 4 * width, _N_BOX + n_classes),
-    ]
-
-
-def _forward(params: list[np.ndarray], x: np.ndarray, keep: bool) -> tuple[np.ndarray, list[Any]]:
-    """Run the network; ``keep`` stores what the backward pass needs."""
-    cache: list[Any] = []
-    h = x
-    n_layers = len(params) // 2
-    for layer in range(n_layers):
-        weight, bias = params[2 * layer], params[2 * layer + 1]
-        k = round(float(np.sqrt(weight.shape[0] / h.shape[3])))
-        cols = _im2col(h, k)
-        out = (cols @ weight + bias).reshape(*h.shape[:3], weight.shape[1])
-        entry: dict[str, Any] = {"cols": cols if keep else None, "shape": h.shape, "k": k}
-        if layer < n_layers - 1:
-            out = np.maximum(out, 0)
-            entry["relu"] = out > 0 if keep else None
-            if layer < 3:
-                out, mask = _pool(out)
-                entry["pool"] = mask if keep else None
-        cache.append(entry)
-        h = out
-    return h, cache
-
-
-def _backward(params: list[np.ndarray], cache: list[Any], dout: np.ndarray) -> list[np.ndarray]:
-    grads: list[np.ndarray] = [np.empty(0)] * len(params)
-    d = dout
-    for layer in range(len(cache) - 1, -1, -1):
-        entry = cache[layer]
-        weight = params[2 * layer]
-        if "pool" in entry:
-            d = _unpool(d, entry["pool"])
-        if "relu" in entry:
-            d = d * entry["relu"]
-        d2 = d.reshape(-1, weight.shape[1])
-        grads[2 * layer] = entry["cols"].T @ d2
-        grads[2 * layer + 1] = d2.sum(axis=0)
-        if layer:
-            d = _col2im(d2 @ weight.T, entry["shape"], entry["k"])
-    return grads
 
 
 # -- the estimator -------------------------------------------------------------------------------
@@ -307,6 +209,12 @@ class ObjectDetection(Estimator):
         Mean training loss per epoch.
     n_epochs_ : int
     stopped_early_ : bool
+    adam_moments_, adam_squares_ : ndarray of float32
+        Adam's first and second moments of every weight and bias, flat in the order
+        ``w1_, b1_, ..., w5_, b5_``: the optimizer state ``fit(resume=True)`` continues from.
+        They triple the size of the saved weights.
+    training_state_ : dict
+        Adam steps taken, the generator's state and the trained hyperparameters (small JSON).
     """
 
     name: ClassVar[str] = "object-detection"
@@ -370,14 +278,25 @@ class ObjectDetection(Estimator):
         Metric("validation:map", "maximize"),
     )
     default_objective: ClassVar[str] = "validation:map"
+    budget_hyperparameter: ClassVar[str | None] = "epochs"
+    resumable: ClassVar[bool] = True
 
     _fitted_arrays: ClassVar[tuple[str, ...]] = (
         "classes_",
         "input_mean_",
         "input_scale_",
         *(f"{kind}{i}_" for i in range(1, 6) for kind in ("w", "b")),
+        "adam_moments_",
+        "adam_squares_",
     )
-    _fitted_json: ClassVar[tuple[str, ...]] = ("image_shape_", "loss_curve_", "n_epochs_", "stopped_early_")
+    _fitted_json: ClassVar[tuple[str, ...]] = (
+        "image_shape_",
+        "loss_curve_",
+        "n_epochs_",
+        "stopped_early_",
+        "training_state_",
+    )
+    _training_state: ClassVar[tuple[str, ...]] = ("adam_moments_", "adam_squares_", "training_state_")
 
     def __init__(
         self,
@@ -486,6 +405,7 @@ class ObjectDetection(Estimator):
         X_val: Any = None,
         y_val: Any = None,
         callback: Callback | None = None,
+        resume: bool = False,
     ) -> Self:
         """Train the detector.
 
@@ -501,14 +421,30 @@ class ObjectDetection(Estimator):
             ``validation:map`` to every epoch's metrics.
         callback : callable, optional
             ``callback(epoch, {"train:loss", ...})`` after each epoch; ``False`` stops training.
+        resume : bool
+            Continue the fitted (or loaded) detector's training from epoch ``n_epochs_ + 1`` up
+            to ``epochs`` in total, from its current weights, Adam moments and generator state;
+            the saved pixel standardization is kept. The cosine learning-rate schedule runs over
+            ``epochs``, so it is recomputed for the new total: resumed epochs use the rates of
+            the same epochs of a straight run with the new total (the earlier ones annealed
+            faster). Images must have the model's shape, the boxes its labels, and only
+            ``epochs`` may differ from the trained hyperparameters. With ``epochs`` not above
+            ``n_epochs_`` no epoch runs and the model is returned unchanged (after the checks).
 
         Returns
         -------
         ObjectDetection
             ``self``.
+
+        Raises
+        ------
+        ValueError
+            On invalid data; when resuming, if the model is not fitted, lacks its training
+            state (saved by an older version), or the data or hyperparameters differ.
         """
         params = self._validated_params()
-        images = self._images(X, "X")
+        state = self._check_resumable(params) if resume else None
+        images = self._images(X, "X", None if state is None else self.image_shape_)
         n, height, width, channels = images.shape
         boxes = self._boxes(y, "y", n, height, width)
         has_val = X_val is not None or y_val is not None
@@ -523,34 +459,50 @@ class ObjectDetection(Estimator):
         kinds = {type(label) for label in labels}
         if not (kinds <= {int} or kinds <= {str}):
             raise ValueError("box labels must all be strings or all be integers")
-        self.classes_ = np.asarray(labels)
-        self.image_shape_ = [height, width, channels]
-        self.input_mean_ = images.mean(axis=(0, 1, 2)).astype(np.float32)
-        scale = images.std(axis=(0, 1, 2)).astype(np.float32)
-        self.input_scale_ = np.where(scale > 1e-6, scale, 1.0).astype(np.float32)
+        if state is None:
+            self.classes_ = np.asarray(labels)
+            self.image_shape_ = [height, width, channels]
+            self.input_mean_ = images.mean(axis=(0, 1, 2)).astype(np.float32)
+            scale = images.std(axis=(0, 1, 2)).astype(np.float32)
+            self.input_scale_ = np.where(scale > 1e-6, scale, 1.0).astype(np.float32)
+        elif labels != self.classes_.tolist():
+            raise ValueError(f"cannot resume: y has the labels {labels[:10]}, the model {self.classes_[:10].tolist()}")
         train_x = self._standardize(images)
         train_t = self._targets(boxes, height, width)
         if has_val:
             val_x = self._standardize(val_images)
             val_t = self._targets(val_boxes, height, width)
 
-        rng = np.random.default_rng(params["random_state"])
-        weights: list[np.ndarray] = []
-        for k, c_in, c_out in _layer_shapes(channels, params["base_filters"], len(labels)):
-            fan_in = k * k * c_in
-            weights.append((rng.standard_normal((fan_in, c_out)) * np.sqrt(2.0 / fan_in)).astype(np.float32))
-            weights.append(np.zeros(c_out, dtype=np.float32))
-        # A low prior objectness keeps the many empty cells from dominating the first steps.
-        weights[-1][0] = -4.0
-        weights[-2] *= 0.1
-        moments = [np.zeros_like(w) for w in weights]
-        squares = [np.zeros_like(w) for w in weights]
-        beta1, beta2, eps, t = 0.9, 0.999, 1e-8, 0
+        if state is None:
+            rng = np.random.default_rng(params["random_state"])
+            weights: list[np.ndarray] = []
+            for k, c_in, c_out in layer_shapes(channels, params["base_filters"], len(labels)):
+                fan_in = k * k * c_in
+                weights.append((rng.standard_normal((fan_in, c_out)) * np.sqrt(2.0 / fan_in)).astype(np.float32))
+                weights.append(np.zeros(c_out, dtype=np.float32))
+            # A low prior objectness keeps the many empty cells from dominating the first steps.
+            weights[-1][0] = -4.0
+            weights[-2] *= 0.1
+            moments = [np.zeros_like(w) for w in weights]
+            squares = [np.zeros_like(w) for w in weights]
+            t = 0
+            self.loss_curve_, self.n_epochs_ = [], 0
+        elif self.n_epochs_ >= params["epochs"]:
+            return self
+        else:
+            rng = rng_from_state(state["rng"])
+            t = state.get("adam_t")
+            check_saved_count("training_state_ adam_t", t, minimum=0)
+            weights = [w.copy() for w in self._weights()]
+            moments = self._unflatten("adam_moments_", weights)
+            squares = self._unflatten("adam_squares_", weights)
+            self.loss_curve_ = list(self.loss_curve_)
+        beta1, beta2, eps = 0.9, 0.999, 1e-8
         lr, decay = params["learning_rate"], params["weight_decay"]
         batch = min(params["mini_batch_size"], n)
 
-        self.loss_curve_, self.n_epochs_, self.stopped_early_ = [], 0, False
-        for epoch in range(1, params["epochs"] + 1):
+        self.stopped_early_ = False
+        for epoch in range(self.n_epochs_ + 1, params["epochs"] + 1):
             # Cosine schedule: large steps early, fine ones at the end of the planned epochs.
             rate = lr * 0.5 * (1.0 + np.cos(np.pi * (epoch - 1) / params["epochs"]))
             order = rng.permutation(n)
@@ -566,10 +518,10 @@ class ObjectDetection(Estimator):
                         tb[flip] = tb[flip, :, ::-1]
                         # x offset within a mirrored cell is 1 - x.
                         tb[flip, :, :, 1] = np.where(tb[flip, :, :, 0] > 0, 1.0 - tb[flip, :, :, 1], 0.0)
-                out, cache = _forward(weights, xb, keep=True)
+                out, cache = forward(weights, xb, keep=True)
                 loss, dout = self._loss(out, tb, params["box_loss_weight"])
                 total += loss * idx.size
-                grads = _backward(weights, cache, dout)
+                grads = backward(weights, cache, dout)
                 t += 1
                 for i, (w, g) in enumerate(zip(weights, grads, strict=True)):
                     if decay and w.ndim == 2:
@@ -590,7 +542,16 @@ class ObjectDetection(Estimator):
             if not self._emit(callback, epoch, metrics):
                 self.stopped_early_ = epoch < params["epochs"]
                 break
+        self.adam_moments_ = np.concatenate([m.ravel() for m in moments])
+        self.adam_squares_ = np.concatenate([v.ravel() for v in squares])
+        self.training_state_ = {"hyperparameters": params, "adam_t": t, "rng": rng.bit_generator.state}
         return self
+
+    def _unflatten(self, attr: str, like: list[np.ndarray]) -> list[np.ndarray]:
+        """Split a flat saved optimizer array into arrays shaped as ``like``; ValueError if sizes differ."""
+        flat = check_saved_array(attr, getattr(self, attr), (sum(w.size for w in like),))
+        ends = np.cumsum([w.size for w in like])
+        return [flat[end - w.size : end].reshape(w.shape).astype(w.dtype) for end, w in zip(ends, like, strict=True)]
 
     def _set_weights(self, weights: list[np.ndarray]) -> None:
         for i in range(5):
@@ -647,7 +608,7 @@ class ObjectDetection(Estimator):
             g = np.zeros_like(p)
             g[:, 1:3] = box_weight * 2 * diff_xy * offsets * (1 - offsets)
             g[:, 3:5] = box_weight * 2 * diff_wh
-            logits = p[:, _N_BOX:]
+            logits = p[:, N_BOX:]
             shifted = logits - logits.max(axis=1, keepdims=True)
             soft = np.exp(shifted)
             soft /= soft.sum(axis=1, keepdims=True)
@@ -657,7 +618,7 @@ class ObjectDetection(Estimator):
             loss -= float(np.log(soft[rows, cls[known]] + 1e-12).sum())
             soft[rows, cls[known]] -= 1.0
             soft[~known] = 0.0
-            g[:, _N_BOX:] = soft
+            g[:, N_BOX:] = soft
             g[:, 0] = grad[pos][:, 0]
             grad[pos] = g
         return loss / n, (grad / n).astype(np.float32)
@@ -666,13 +627,13 @@ class ObjectDetection(Estimator):
 
     def _raw(self, x: np.ndarray, batch: int = 256) -> np.ndarray:
         weights = self._weights()
-        return np.concatenate([_forward(weights, x[i : i + batch], keep=False)[0] for i in range(0, len(x), batch)])
+        return np.concatenate([forward(weights, x[i : i + batch], keep=False)[0] for i in range(0, len(x), batch)])
 
     def _decode(self, raw: np.ndarray, params: Mapping[str, Any]) -> list[list[dict[str, Any]]]:
         n, gh, gw, _ = raw.shape
         height, width = gh * CELL, gw * CELL
         objectness = _sigmoid(raw[..., 0].astype(np.float64))
-        logits = raw[..., _N_BOX:].astype(np.float64)
+        logits = raw[..., N_BOX:].astype(np.float64)
         soft = np.exp(logits - logits.max(axis=-1, keepdims=True))
         soft /= soft.sum(axis=-1, keepdims=True)
         cls = soft.argmax(axis=-1)
@@ -773,7 +734,7 @@ class ObjectDetection(Estimator):
         self.input_scale_ = check_saved_array("input_scale_", self.input_scale_, (channels,)).astype(np.float32)
         base = np.asarray(self.w1_).shape[1] if np.asarray(self.w1_).ndim == 2 else 0
         check_saved_count("base_filters", base)
-        for i, (k, c_in, c_out) in enumerate(_layer_shapes(channels, base, classes.size), start=1):
+        for i, (k, c_in, c_out) in enumerate(layer_shapes(channels, base, classes.size), start=1):
             w = check_saved_array(f"w{i}_", getattr(self, f"w{i}_"), (k * k * c_in, c_out))
             b = check_saved_array(f"b{i}_", getattr(self, f"b{i}_"), (c_out,))
             setattr(self, f"w{i}_", w.astype(np.float32))

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from algorithms._checks import as_labels, check_channel, check_saved_array, check_saved_count
-from algorithms.base import Callback, Estimator, Hyperparameter, Metric
+from algorithms.base import Callback, Estimator, Hyperparameter, Metric, rng_from_state
 from algorithms.metrics import f1_score
 from algorithms.text import Corpus, as_texts, build_vocabulary, encode_corpus, ngram_hashes, scatter_add, tokenize
 
@@ -82,6 +82,10 @@ class TextClassification(Estimator):
         Epochs run (fewer than ``epochs`` when the callback stopped training).
     stopped_early_ : bool
         Whether the callback stopped training.
+    training_state_ : dict
+        What ``fit(resume=True)`` continues from besides the vectors above (which are the
+        current weights): the words processed so far, the generator's state and the trained
+        hyperparameters; a few hundred bytes of JSON.
     """
 
     name = "text-classification"
@@ -130,9 +134,12 @@ class TextClassification(Estimator):
         Metric("validation:f1", "maximize"),
     )
     default_objective = "validation:accuracy"
+    budget_hyperparameter = "epochs"
+    resumable = True
 
     _fitted_arrays = ("classes_", "vocabulary_", "bucket_ids_", "input_vectors_", "output_vectors_")
-    _fitted_json = ("n_epochs_", "stopped_early_")
+    _fitted_json = ("n_epochs_", "stopped_early_", "training_state_")
+    _training_state = ("training_state_",)
 
     def __init__(
         self,
@@ -211,6 +218,7 @@ class TextClassification(Estimator):
         X_val: Any = None,
         y_val: Any = None,
         callback: Callback | None = None,
+        resume: bool = False,
     ) -> Self:
         """Train on ``X`` (list of texts) with labels ``y``.
 
@@ -226,13 +234,32 @@ class TextClassification(Estimator):
             ``callback(epoch, metrics)`` after each epoch (steps from 1) with ``train:loss`` and
             ``train:accuracy`` (measured on each batch before its update, as fastText reports
             its loss) and validation metrics. Returning ``False`` stops training.
+        resume : bool
+            Continue the fitted (or loaded) model's training from epoch ``n_epochs_ + 1`` up to
+            ``epochs`` in total, from its current vectors and generator state. The learning rate
+            decays linearly over ``epochs`` times the words of an epoch, so it depends on the
+            total: when resuming, the schedule is recomputed for the new ``epochs`` from the
+            words already processed on, i.e. epochs 4..6 of a resumed 3 -> 6 run use the
+            learning rates of epochs 4..6 of a straight 6-epoch run (the first 3 epochs decayed
+            faster). ``y`` must have the model's classes, and ``X`` give its vocabulary (at
+            ``min_count``); n-grams unseen in the first fit have no row and are ignored; only
+            ``epochs`` may differ from the trained hyperparameters. With ``epochs`` not above
+            ``n_epochs_`` no epoch runs and the model is returned unchanged (after the checks).
 
         Returns
         -------
         TextClassification
             ``self``.
+
+        Raises
+        ------
+        ValueError
+            On invalid data; when resuming, if the model is not fitted, lacks its training
+            state (saved by an older version), or the classes, vocabulary or hyperparameters
+            differ.
         """
         params = self.validate_hyperparameters(self.get_params())
+        state = self._check_resumable(params) if resume else None
         texts = as_texts(X, "X")
         labels = as_labels(y, "y", len(texts), learner="text classification")
         if (X_val is None) != (y_val is None):
@@ -241,30 +268,39 @@ class TextClassification(Estimator):
         if X_val is not None:
             val_texts = as_texts(X_val, "X_val")
             val_labels = as_labels(y_val, "y_val", len(val_texts), learner="text classification")
-        rng = np.random.default_rng(params["random_state"])
-        self.classes_, target = np.unique(labels, return_inverse=True)
         documents = [tokenize(text) for text in texts]
-        self.vocabulary_, _ = build_vocabulary(documents, params["min_count"])
+        if state is None:
+            rng = np.random.default_rng(params["random_state"])
+            self.classes_, target = np.unique(labels, return_inverse=True)
+            self.vocabulary_, _ = build_vocabulary(documents, params["min_count"])
+        else:
+            rng = rng_from_state(state["rng"])
+            target = self._resumed_target(labels, documents, params["min_count"])
         corpus = encode_corpus(documents, {word: i for i, word in enumerate(self.vocabulary_.tolist())})
-        indptr, columns = self._features(corpus, learn_buckets=True)
+        indptr, columns = self._features(corpus, learn_buckets=state is None)
         if columns.size == 0:
             raise ValueError("X has no words to learn from: every text is empty or only punctuation")
 
-        dim = params["vector_dim"]
-        n_rows = int(self.vocabulary_.size + self.bucket_ids_.size)
-        embeddings = rng.uniform(-1.0 / dim, 1.0 / dim, size=(n_rows, dim)).astype(np.float32)
-        output = np.zeros((self.classes_.size, dim), dtype=np.float32)
-        self.input_vectors_, self.output_vectors_ = embeddings, output
-
+        if state is None:
+            dim = params["vector_dim"]
+            n_rows = int(self.vocabulary_.size + self.bucket_ids_.size)
+            embeddings = rng.uniform(-1.0 / dim, 1.0 / dim, size=(n_rows, dim)).astype(np.float32)
+            output = np.zeros((self.classes_.size, dim), dtype=np.float32)
+            self.input_vectors_, self.output_vectors_ = embeddings, output
+            self.n_epochs_, processed = 0, 0.0
+        elif self.n_epochs_ >= params["epochs"]:
+            return self
+        else:
+            embeddings, output = self.input_vectors_, self.output_vectors_
+            check_saved_count("training_state_ words_processed", state.get("words_processed"), minimum=0)
+            processed = float(state["words_processed"])
         trainable = np.flatnonzero(np.diff(indptr) > 0)
         words_per_doc = corpus.lengths
         total_words = float(words_per_doc[trainable].sum()) * params["epochs"]
-        processed = 0.0
         lr0 = params["learning_rate"]
         batch = params["batch_size"]
         self.stopped_early_ = False
-        self.n_epochs_ = 0
-        for epoch in range(1, params["epochs"] + 1):
+        for epoch in range(self.n_epochs_ + 1, params["epochs"] + 1):
             order = trainable[rng.permutation(trainable.size)]
             loss_sum = 0.0
             correct = 0
@@ -299,7 +335,30 @@ class TextClassification(Estimator):
             if not self._emit(callback, epoch, metrics):
                 self.stopped_early_ = epoch < params["epochs"]
                 break
+        self.training_state_ = {
+            "hyperparameters": params,
+            "words_processed": int(processed),
+            "rng": rng.bit_generator.state,
+        }
         return self
+
+    def _resumed_target(self, labels: np.ndarray, documents: list[list[str]], min_count: int) -> np.ndarray:
+        """Class indices of ``labels``, after checking the data match the model being resumed."""
+        classes, target = np.unique(labels, return_inverse=True)
+        same_type = (classes.dtype.kind in "US") == (self.classes_.dtype.kind in "US")
+        if not same_type or not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                f"cannot resume: y has the classes {classes[:10].tolist()}, the model {self.classes_[:10].tolist()}"
+            )
+        vocabulary, _ = build_vocabulary(documents, min_count)
+        if not np.array_equal(vocabulary, self.vocabulary_):
+            extra = np.setdiff1d(vocabulary, self.vocabulary_)[:5].tolist()
+            missing = np.setdiff1d(self.vocabulary_, vocabulary)[:5].tolist()
+            raise ValueError(
+                f"cannot resume: X gives another vocabulary than the model's ({vocabulary.size} words instead of "
+                f"{self.vocabulary_.size}; new e.g. {extra}, missing e.g. {missing})"
+            )
+        return target
 
     # -- prediction ----------------------------------------------------------------------------
 

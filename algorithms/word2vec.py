@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from algorithms._checks import check_channel, check_saved_array, check_saved_count
-from algorithms.base import Callback, Estimator, Hyperparameter, Metric
+from algorithms.base import Callback, Estimator, Hyperparameter, Metric, rng_from_state
 from algorithms.text import as_texts, build_vocabulary, encode_corpus, scatter_add, tokenize
 
 __all__ = ["Word2Vec"]
@@ -74,6 +74,10 @@ class Word2Vec(Estimator):
         The negative-sampling output vectors, kept to evaluate the loss on new texts.
     n_epochs_ : int
     stopped_early_ : bool
+    training_state_ : dict
+        What ``fit(resume=True)`` continues from besides the vectors above (the current
+        weights): the tokens processed so far, the generator's state and the trained
+        hyperparameters; a few hundred bytes of JSON.
     """
 
     name = "word2vec"
@@ -123,9 +127,12 @@ class Word2Vec(Estimator):
         Metric("validation:loss", "minimize"),
     )
     default_objective = "train:loss"
+    budget_hyperparameter = "epochs"
+    resumable = True
 
     _fitted_arrays = ("vocabulary_", "word_counts_", "vectors_", "output_vectors_")
-    _fitted_json = ("n_epochs_", "stopped_early_")
+    _fitted_json = ("n_epochs_", "stopped_early_", "training_state_")
+    _training_state = ("training_state_",)
 
     def __init__(
         self,
@@ -191,6 +198,7 @@ class Word2Vec(Estimator):
         X_val: Any = None,
         y_val: Any = None,
         callback: Callback | None = None,
+        resume: bool = False,
     ) -> Self:
         """Learn word vectors from ``X``, a list of texts (``y`` is ignored).
 
@@ -205,27 +213,62 @@ class Word2Vec(Estimator):
         callback : callable, optional
             ``callback(epoch, metrics)`` after each epoch (steps from 1) with ``train:loss``,
             the mean negative-sampling loss of the epoch's pairs. ``False`` stops training.
+        resume : bool
+            Continue the fitted (or loaded) model's training from epoch ``n_epochs_ + 1`` up to
+            ``epochs`` in total, from its current vectors and generator state. The learning rate
+            decays linearly over ``epochs`` times the corpus, so it depends on the total: when
+            resuming, the schedule is recomputed for the new ``epochs`` from the tokens already
+            processed on, i.e. the resumed epochs use the learning rates of the same epochs of a
+            straight run with the new total (the earlier ones decayed faster). ``X`` must give
+            the model's vocabulary (at ``min_count``); the saved word counts keep driving the
+            subsampling and the noise words; only ``epochs`` may differ from the trained
+            hyperparameters. With ``epochs`` not above ``n_epochs_`` no epoch runs and the model
+            is returned unchanged (after the checks).
 
         Returns
         -------
         Word2Vec
             ``self``.
+
+        Raises
+        ------
+        ValueError
+            On invalid data; when resuming, if the model is not fitted, lacks its training
+            state (saved by an older version), or the vocabulary or hyperparameters differ.
         """
         params = self.validate_hyperparameters(self.get_params())
+        state = self._check_resumable(params) if resume else None
         texts = as_texts(X, "X")
         val_texts = as_texts(X_val, "X_val") if X_val is not None else None
-        rng = np.random.default_rng(params["random_state"])
         documents = [tokenize(text) for text in texts]
-        self.vocabulary_, self.word_counts_ = build_vocabulary(documents, params["min_count"])
-        if self.vocabulary_.size < 2:
+        vocabulary, counts = build_vocabulary(documents, params["min_count"])
+        if state is None:
+            rng = np.random.default_rng(params["random_state"])
+            self.vocabulary_, self.word_counts_ = vocabulary, counts
+            if self.vocabulary_.size < 2:
+                raise ValueError(
+                    f"X has {self.vocabulary_.size} word(s) seen at least min_count={params['min_count']} times; "
+                    "word2vec needs at least 2 (lower min_count or give more text)"
+                )
+        elif not np.array_equal(vocabulary, self.vocabulary_):
+            extra = np.setdiff1d(vocabulary, self.vocabulary_)[:5].tolist()
+            missing = np.setdiff1d(self.vocabulary_, vocabulary)[:5].tolist()
             raise ValueError(
-                f"X has {self.vocabulary_.size} word(s) seen at least min_count={params['min_count']} times; "
-                "word2vec needs at least 2 (lower min_count or give more text)"
+                f"cannot resume: X gives another vocabulary than the model's ({vocabulary.size} words instead of "
+                f"{self.vocabulary_.size}; new e.g. {extra}, missing e.g. {missing})"
             )
         ids, docs = self._token_ids(texts)
-        dim = params["vector_dim"]
-        self.vectors_ = ((rng.random((self.vocabulary_.size, dim)) - 0.5) / dim).astype(np.float32)
-        self.output_vectors_ = np.zeros((self.vocabulary_.size, dim), dtype=np.float32)
+        if state is None:
+            dim = params["vector_dim"]
+            self.vectors_ = ((rng.random((self.vocabulary_.size, dim)) - 0.5) / dim).astype(np.float32)
+            self.output_vectors_ = np.zeros((self.vocabulary_.size, dim), dtype=np.float32)
+            self.n_epochs_, processed = 0, 0.0
+        elif self.n_epochs_ >= params["epochs"]:
+            return self
+        else:
+            rng = rng_from_state(state["rng"])
+            check_saved_count("training_state_ tokens_processed", state.get("tokens_processed"), minimum=0)
+            processed = float(state["tokens_processed"])
         noise = self._noise_distribution()
         frequency = self.word_counts_ / self.word_counts_.sum()
         threshold = params["sampling_threshold"]
@@ -235,11 +278,9 @@ class Word2Vec(Estimator):
             else np.ones(frequency.size)
         )
         total = float(ids.size) * params["epochs"]
-        processed = 0.0
         lr0 = params["learning_rate"]
         self.stopped_early_ = False
-        self.n_epochs_ = 0
-        for epoch in range(1, params["epochs"] + 1):
+        for epoch in range(self.n_epochs_ + 1, params["epochs"] + 1):
             loss_sum, loss_count = 0.0, 0
             for start in range(0, ids.size, _CHUNK_TOKENS):
                 chunk_ids, chunk_docs = ids[start : start + _CHUNK_TOKENS], docs[start : start + _CHUNK_TOKENS]
@@ -260,6 +301,11 @@ class Word2Vec(Estimator):
             if not self._emit(callback, epoch, metrics):
                 self.stopped_early_ = epoch < params["epochs"]
                 break
+        self.training_state_ = {
+            "hyperparameters": params,
+            "tokens_processed": int(processed),
+            "rng": rng.bit_generator.state,
+        }
         return self
 
     def _noise_distribution(self) -> np.ndarray:

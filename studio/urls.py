@@ -10,6 +10,7 @@ api_v1 = [
     path("projects/<uuid:project_id>/", include("studio.datasets.api_urls")),
     path("projects/<uuid:project_id>/", include("studio.training.api_urls")),
     path("projects/<uuid:project_id>/", include("studio.registry.api_urls")),
+    path("projects/<uuid:project_id>/", include("studio.tuning.api_urls")),
 ]
 
 urlpatterns = [
@@ -21,6 +22,7 @@ urlpatterns = [
     path("", include("studio.accounts.urls")),
     path("projects/<uuid:project_id>/data/", include("studio.datasets.urls")),
     path("projects/<uuid:project_id>/training/", include("studio.training.urls")),
+    path("projects/<uuid:project_id>/tuning/", include("studio.tuning.urls")),
     path("projects/<uuid:project_id>/models/", include("studio.registry.urls")),
     path("projects/<uuid:project_id>/algorithms/", include("studio.core.algorithm_urls")),
 ]

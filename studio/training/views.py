@@ -27,7 +27,7 @@ FIELDS = ("name", "algorithm", "dataset", "target", "validation_fraction", "vali
           "max_runtime_seconds", "missing_values")
 
 
-def _algorithm(name: str | None):
+def algorithm_or_default(name: str | None):
     try:
         return get_algorithm(name or DEFAULT_ALGORITHM)
     except UnknownAlgorithm:
@@ -62,11 +62,11 @@ def training_job_list(request, project_id):
         statuses=["pending", "running", "completed", "failed", "stopped"]))
 
 
-def _ready_datasets(request, project):
+def ready_datasets(request, project):
     return dataset_list(user=request.user, project=project).filter(status="ready").order_by("name")
 
 
-def _dataset_or_none(request, project, dataset_id):
+def dataset_or_none(request, project, dataset_id):
     if not dataset_id:
         return None
     try:
@@ -88,7 +88,7 @@ def _default_target(algo, dataset, chosen: str | None) -> str:
     return dataset.target if dataset is not None and algo.target == "required" else ""
 
 
-def _target_context(algo, dataset, chosen: str | None) -> dict[str, Any]:
+def target_context(algo, dataset, chosen: str | None) -> dict[str, Any]:
     tabular = dataset is None or dataset.kind == "tabular"
     excluded = dataset.target if tabular and dataset is not None and algo.target != "required" and dataset.target \
         else ""
@@ -98,16 +98,16 @@ def _target_context(algo, dataset, chosen: str | None) -> dict[str, Any]:
 
 def _form_context(request, access, values: dict[str, Any], errors: dict[str, list[str]]) -> dict:
     project = access.project
-    algo = _algorithm(values.get("algorithm"))
+    algo = algorithm_or_default(values.get("algorithm"))
     hp_errors = {key.split(".", 1)[1]: msgs for key, msgs in errors.items() if key.startswith("hyperparameters.")}
     field_errors = {key: msgs for key, msgs in errors.items() if not key.startswith("hyperparameters.")}
-    dataset = _dataset_or_none(request, project, values.get("dataset"))
+    dataset = dataset_or_none(request, project, values.get("dataset"))
     return access.context(
         "training", values=values, errors=field_errors, algorithms=[a.describe() for a in list_algorithms()],
         algorithm=algo.describe(),
         hyperparameters=hyperparameter_fields(algo, values.get("hyperparameters"), hp_errors),
-        datasets=_ready_datasets(request, project), missing_value_choices=MissingValues.choices,
-        **_target_context(algo, dataset, values.get("target")),
+        datasets=ready_datasets(request, project), missing_value_choices=MissingValues.choices,
+        **target_context(algo, dataset, values.get("target")),
     )
 
 
@@ -118,13 +118,13 @@ def training_job_create(request, project_id):
         raise PermissionDenied("Training a model needs the member role.")
     if request.method != "POST":
         # ?algorithm= comes from the algorithm catalog's "Train with this algorithm".
-        values = {"algorithm": _algorithm(request.GET.get("algorithm")).name,
+        values = {"algorithm": algorithm_or_default(request.GET.get("algorithm")).name,
                   "dataset": request.GET.get("dataset", ""), "validation_fraction": "0.2",
                   "missing_values": DEFAULT_MISSING_STRATEGY}
         return render(request, "training/job_create.html", _form_context(request, access, values, {}))
 
     values = {field: request.POST.get(field, "").strip() for field in FIELDS}
-    algo = _algorithm(values["algorithm"])
+    algo = algorithm_or_default(values["algorithm"])
     values["hyperparameters"] = hyperparameters_from_post(algo, request.POST)
     try:
         job = services.training_job_create(
@@ -151,23 +151,23 @@ def training_job_hyperparameters(request, project_id):
     """htmx partial: the hyperparameter fields of the chosen algorithm, and (out of band) its target field,
     which changes with it: hidden for clustering, optional for anomaly detection."""
     access = project_access(request, project_id)
-    algo = _algorithm(request.GET.get("algorithm"))
-    dataset = _dataset_or_none(request, access.project, request.GET.get("dataset"))
+    algo = algorithm_or_default(request.GET.get("algorithm"))
+    dataset = dataset_or_none(request, access.project, request.GET.get("dataset"))
     # A target chosen for a supervised algorithm is no anomaly label: only carry it over to another supervised one.
     chosen = request.GET.get("target") if algo.target == "required" else ""
     return render(request, "training/_hyperparameters.html", access.context(
         "training", algorithm=algo.describe(), hyperparameters=hyperparameter_fields(algo), errors={},
-        target_oob=True, **_target_context(algo, dataset, chosen)))
+        target_oob=True, **target_context(algo, dataset, chosen)))
 
 
 @login_required
 def training_job_target_field(request, project_id):
     """htmx partial: the target select filled with the chosen dataset's columns."""
     access = project_access(request, project_id)
-    algo = _algorithm(request.GET.get("algorithm"))
-    dataset = _dataset_or_none(request, access.project, request.GET.get("dataset"))
+    algo = algorithm_or_default(request.GET.get("algorithm"))
+    dataset = dataset_or_none(request, access.project, request.GET.get("dataset"))
     return render(request, "training/_target_field.html", access.context(
-        "training", algorithm=algo.describe(), errors={}, **_target_context(algo, dataset, request.GET.get("target"))))
+        "training", algorithm=algo.describe(), errors={}, **target_context(algo, dataset, request.GET.get("target"))))
 
 
 def _detail_context(request, access, job) -> dict:

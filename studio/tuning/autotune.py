@@ -70,7 +70,7 @@ def autotune_plan(algo: Any, *, static: dict[str, Any], ranges: dict[str, dict[s
                          f"{left} keep their defaults so the budget is spent where it matters")
             chosen = chosen[:MAX_PARAMETERS]
         for hp in chosen:
-            spec, reason = _range_for(hp)
+            spec, reason = range_for(hp)
             plan.ranges[hp.name] = spec
             plan.explain(f"ranges.{hp.name}", _spec_text(spec), reason)
         if budget and budget not in static:
@@ -117,7 +117,7 @@ def autotune_plan(algo: Any, *, static: dict[str, Any], ranges: dict[str, dict[s
     return plan
 
 
-def _range_for(hp: Any) -> tuple[dict[str, Any], str]:
+def range_for(hp: Any) -> tuple[dict[str, Any], str]:
     """The range Autotune searches for one declared hyperparameter, and why."""
     if hp.type == "bool":
         return {"type": "categorical", "values": [False, True]}, "both values"

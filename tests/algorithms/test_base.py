@@ -23,7 +23,7 @@ from algorithms import (
     list_algorithms,
     load_model,
 )
-from algorithms.base import ARRAYS_FILENAME, MANIFEST_FILENAME
+from algorithms.base import ARRAYS_FILENAME, MANIFEST_FILENAME, rng_from_state
 
 
 class Toy(Estimator):
@@ -68,6 +68,55 @@ class Toy(Estimator):
 
 def fitted_toy() -> Toy:
     return Toy(shift=2.0).fit(np.arange(12.0).reshape(4, 3), ["b", "a", "b", "c"])
+
+
+class Draws(Estimator):
+    """A resumable toy: every round draws a number; resuming must continue the same sequence."""
+
+    name: ClassVar[str] = "draws"
+    hyperparameters: ClassVar[tuple[Hyperparameter, ...]] = (
+        Hyperparameter("rounds", "int", 3, min=1, max=100),
+        Hyperparameter("seed", "int", 0, min=0, max=100),
+    )
+    metrics: ClassVar[tuple[Metric, ...]] = (Metric("train:loss", "minimize"),)
+    default_objective: ClassVar[str] = "train:loss"
+    budget_hyperparameter: ClassVar[str | None] = "rounds"
+    resumable: ClassVar[bool] = True
+    _fitted_arrays: ClassVar[tuple[str, ...]] = ("total_", "history_")
+    _fitted_json: ClassVar[tuple[str, ...]] = ("n_epochs_", "training_state_")
+    _training_state: ClassVar[tuple[str, ...]] = ("history_", "training_state_")
+
+    def __init__(self, rounds: int = 3, seed: int = 0) -> None:
+        super().__init__(rounds=rounds, seed=seed)
+
+    def fit(
+        self, X: Any, y: Any = None, *, X_val: Any = None, y_val: Any = None, callback: Any = None, resume: bool = False
+    ) -> Draws:
+        params = self._validated_params()
+        if resume:
+            rng = rng_from_state(self._check_resumable(params)["rng"])
+            history = self.history_.tolist()
+        else:
+            rng, history, self.n_epochs_ = np.random.default_rng(params["seed"]), [], 0
+        for step in range(self.n_epochs_ + 1, params["rounds"] + 1):
+            history.append(float(rng.random()))
+            self.n_epochs_ = step
+            self._emit(callback, step, {"train:loss": history[-1]})
+        self.total_, self.history_ = np.float64(sum(history)), np.array(history)
+        self.training_state_ = {"hyperparameters": params, "rng": rng.bit_generator.state}
+        return self
+
+
+def forget_training_state(path: Path, cls: type[Estimator]) -> None:
+    """Make a saved model look like one saved before its training state existed."""
+    manifest = json.loads((path / MANIFEST_FILENAME).read_text())
+    for attr in cls._training_state:
+        manifest["fitted"].pop(attr, None)
+    manifest["arrays"] = [name for name in manifest["arrays"] if name not in cls._training_state]
+    (path / MANIFEST_FILENAME).write_text(json.dumps(manifest))
+    with np.load(path / ARRAYS_FILENAME, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files if key not in cls._training_state}
+    np.savez(path / ARRAYS_FILENAME, **arrays)
 
 
 # -- hyperparameter declarations ----------------------------------------------------------------
@@ -420,3 +469,79 @@ def test_it_reports_an_unreadable_arrays_file_as_a_bad_model(tmp_path: Path) -> 
     (tmp_path / ARRAYS_FILENAME).unlink()
     with pytest.raises(ValueError, match=r"cannot read arrays\.npz"):
         Toy.load(tmp_path)
+
+
+# -- resuming training (the checkpoint is the saved model) --------------------------------------
+
+
+def declare(**attrs: Any) -> type[Estimator]:
+    return type("Declared", (Draws,), {"name": "declared", **attrs})
+
+
+@pytest.mark.parametrize(
+    ("attrs", "message"),
+    [
+        ({"budget_hyperparameter": "epochs"}, "must name a declared int hyperparameter"),
+        (
+            {
+                "budget_hyperparameter": "rate",
+                "hyperparameters": (Hyperparameter("rate", "float", 0.1), *Draws.hyperparameters),
+            },
+            "must name a declared int hyperparameter",
+        ),
+        ({"budget_hyperparameter": None}, "needs a budget_hyperparameter and fit"),
+        ({"fit": Toy.fit}, "needs a budget_hyperparameter and fit"),
+        ({"_training_state": ("velocity_",)}, "names unsaved attributes"),
+    ],
+)
+def test_it_resumes_only_estimators_that_declare_a_budget_and_a_state(attrs: dict[str, Any], message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        declare(**attrs)
+    assert Toy.budget_hyperparameter is None and not Toy.resumable
+
+
+def test_it_resumes_with_epochs_as_the_budget_of_the_epoch_based_algorithms() -> None:
+    names = ("linear-learner", "text-classification", "image-classification", "word2vec", "object-detection")
+    budgets = {cls.name: cls.budget_hyperparameter for cls in list_algorithms() if cls.resumable}
+    assert budgets == dict.fromkeys(names, "epochs")
+
+
+def test_it_resumes_a_saved_toy_as_if_it_had_never_stopped(tmp_path: Path) -> None:
+    straight = Draws(rounds=5).fit(None)
+    Draws(rounds=2).fit(None).save(tmp_path)
+    manifest = json.loads((tmp_path / MANIFEST_FILENAME).read_text())
+    assert manifest["fitted"]["training_state_"]["rng"]["bit_generator"] == "PCG64"
+    steps: list[int] = []
+    resumed = Draws.load(tmp_path).set_params(rounds=5)
+    resumed.fit(None, callback=lambda step, metrics: steps.append(step), resume=True)
+    assert steps == [3, 4, 5]
+    np.testing.assert_array_equal(resumed.history_, straight.history_)
+    # A budget already reached trains nothing.
+    assert resumed.set_params(rounds=4).fit(None, callback=lambda *args: steps.append(0), resume=True) is resumed
+    assert steps == [3, 4, 5] and resumed.n_epochs_ == 5
+
+
+def test_it_refuses_to_resume_without_a_matching_training_state(tmp_path: Path) -> None:
+    with pytest.raises(NotFittedError, match="not fitted; nothing to resume") as info:
+        Draws().fit(None, resume=True)
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(ValueError, match="cannot resume: seed differ"):
+        Draws().fit(None).set_params(seed=1, rounds=5).fit(None, resume=True)
+    Draws().fit(None).save(tmp_path)
+    forget_training_state(tmp_path, Draws)
+    old = Draws.load(tmp_path)
+    assert old.history_ is None and old.training_state_ is None
+    assert old.total_ > 0  # still usable
+    old.save(tmp_path / "again")
+    with pytest.raises(ValueError, match="no saved training state"):
+        Draws.load(tmp_path / "again").set_params(rounds=5).fit(None, resume=True)
+
+
+def test_it_rebuilds_a_generator_from_its_json_state_and_refuses_anything_else() -> None:
+    rng = np.random.default_rng(7)
+    rng.random(3)
+    state = json.loads(json.dumps(rng.bit_generator.state))
+    np.testing.assert_array_equal(rng_from_state(state).random(5), rng.random(5))
+    for junk in (None, [], {"bit_generator": "MT19937"}, {"bit_generator": "PCG64", "state": "x"}):
+        with pytest.raises(ValueError, match="invalid random generator state"):
+            rng_from_state(junk)

@@ -24,6 +24,7 @@ from algorithms._nn import (
     softmax_cross_entropy,
 )
 from algorithms.image_classification import ImageClassification
+from tests.algorithms.recorder import Recorder
 
 # -- gradient checks (float64) ----------------------------------------------------------------
 
@@ -297,3 +298,85 @@ def test_it_predicts_in_chunks_like_in_one_pass(monkeypatch: pytest.MonkeyPatch)
     whole = model.predict_proba(X)
     monkeypatch.setattr("algorithms.image_classification._PREDICT_PIXELS", 64 * 7)  # 7 images per pass
     np.testing.assert_allclose(model.predict_proba(X), whole, rtol=1e-5, atol=1e-6)
+
+
+# -- resuming ---------------------------------------------------------------------------------
+
+
+def fit_recorded(
+    model: ImageClassification, *, stop_at: int | None = None, resume: bool = False
+) -> list[tuple[int, dict[str, float]]]:
+    X, y = bars()
+    recorder = Recorder(stop_at)
+    model.fit(X[:180], y[:180], X_val=X[180:], y_val=y[180:], callback=recorder, resume=resume)
+    return recorder.calls
+
+
+@pytest.mark.parametrize(("scheduler", "first", "stop"), [("constant", 3, None), ("cosine", 4, 2)])
+def test_it_resumes_from_a_saved_model_exactly_when_the_schedule_allows(
+    tmp_path: Path, scheduler: str, first: int, stop: int | None
+) -> None:
+    """Constant rates do not depend on the total; a cosine run stopped by its callback keeps its total."""
+    X, _ = bars()
+    settings = {"lr_scheduler": scheduler, "augmentation": "flip_crop"}
+    straight = small(epochs=4, **settings)
+    expected = fit_recorded(straight)
+    model = small(epochs=first, **settings)
+    fit_recorded(model, stop_at=stop)
+    done = stop or first
+    model.save(tmp_path)
+    resumed = ImageClassification.load(tmp_path).set_params(epochs=4)
+    calls = fit_recorded(resumed, resume=True)
+    assert [step for step, _ in calls] == list(range(done + 1, 5))
+    for (_, got), (_, want) in zip(calls, expected[done:], strict=True):
+        np.testing.assert_allclose([got[k] for k in sorted(want)], [want[k] for k in sorted(want)])
+    np.testing.assert_allclose(resumed.predict_proba(X), straight.predict_proba(X))
+    np.testing.assert_array_equal(resumed.velocity_, straight.velocity_)
+    assert (resumed.n_epochs_, resumed.stopped_early_) == (4, False)
+
+
+def test_it_resumes_a_cosine_run_with_the_schedule_recomputed_for_the_new_total() -> None:
+    X, y = bars()
+    straight = small(epochs=6)
+    straight.fit(X[:180], y[:180])
+    model = small(epochs=3)
+    first = fit_recorded(model)
+    later = fit_recorded(model.set_params(epochs=6), resume=True)
+    assert [step for step, _ in later] == [4, 5, 6]
+    assert later[-1][1]["train:loss"] < first[-1][1]["train:loss"]
+    assert later[-1][1]["validation:loss"] < first[0][1]["validation:loss"] / 10
+    assert model.score(X[180:], y[180:]) >= straight.score(X[180:], y[180:]) - 0.05
+
+
+def test_it_refuses_to_resume_on_other_data_and_keeps_the_model_when_resuming_fails(tmp_path: Path) -> None:
+    from tests.algorithms.test_base import forget_training_state
+
+    X, y = bars()
+    with pytest.raises(NotFittedError, match="nothing to resume"):
+        small().fit(X, y, resume=True)
+    model = small(epochs=1).fit(X, y)
+    proba, weights = model.predict_proba(X), model.weights_.copy()
+    with pytest.raises(ValueError, match=r"model expects \(8, 8, 1\)"):
+        model.fit(X[:, :4], y, resume=True)
+    with pytest.raises(ValueError, match="cannot resume: y has the classes"):
+        model.fit(X, np.where(y == "diagonal", "ring", y), resume=True)
+    with pytest.raises(ValueError, match="cannot resume: width differ"):
+        model.set_params(width=4).fit(X, y, resume=True)
+    model.set_params(width=8, epochs=3)
+
+    def fail_at_three(step: int, metrics: dict[str, float]) -> None:
+        if step == 3:
+            raise RuntimeError("worker lost")
+
+    with pytest.raises(RuntimeError, match="worker lost"):
+        model.fit(X, y, callback=fail_at_three, resume=True)
+    assert model.n_epochs_ == 1
+    np.testing.assert_array_equal(model.predict_proba(X), proba)
+    np.testing.assert_array_equal(model.weights_, weights)
+    assert model.set_params(epochs=1).fit(X, y, resume=True) is model
+    model.save(tmp_path)
+    forget_training_state(tmp_path, ImageClassification)
+    old = ImageClassification.load(tmp_path)
+    np.testing.assert_array_equal(old.predict_proba(X), proba)
+    with pytest.raises(ValueError, match="no saved training state"):
+        old.set_params(epochs=2).fit(X, y, resume=True)

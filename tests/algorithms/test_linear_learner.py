@@ -1,9 +1,8 @@
-"""LinearLearner against scikit-learn references, plus its training protocol and input checks."""
+"""LinearLearner against scikit-learn references, its training protocol and input checks (saving: _resume)."""
 
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.utils.class_weight import compute_class_weight
 
-from algorithms import HyperparameterError, LinearLearner, load_model
+from algorithms import HyperparameterError, LinearLearner
 from algorithms._linear import ModelSpec, model_grid, platt_scale, tune_threshold
 from tests.algorithms.recorder import Recorder
 
@@ -377,54 +376,6 @@ def test_it_checks_the_feature_count_at_prediction_time() -> None:
     model = LinearLearner(epochs=1).fit([[0.0, 1.0], [1.0, 0.0]], [0.0, 1.0])
     with pytest.raises(ValueError, match="X has 3 features, but the model expects 2"):
         model.predict([[1.0, 2.0, 3.0]])
-
-
-# -- persistence --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("dataset", ["regression", "breast_cancer", "breast_cancer-hinge", "iris-strings"])
-def test_it_round_trips_through_save_and_load(tmp_path: Path, dataset: str) -> None:
-    if dataset == "regression":
-        X_train, X_test, y_train, y_test = regression_split()
-    else:
-        X_train, X_test, y_train, y_test = dataset_split(dataset.split("-")[0])
-    if dataset.endswith("strings"):
-        y_train = np.array(["setosa", "versicolor", "virginica"])[y_train]
-    X_test = X_test.copy()
-    X_test[0, 0] = np.nan
-    loss = "hinge_loss" if dataset.endswith("hinge") else "auto"
-    model = LinearLearner(epochs=3, wd=0.01, loss=loss, positive_example_weight_mult=2.0).fit(X_train, y_train)
-    model.save(tmp_path / "model")
-    loaded = load_model(tmp_path / "model")
-    assert isinstance(loaded, LinearLearner)
-    assert loaded.get_params() == model.get_params()
-    np.testing.assert_array_equal(loaded.predict(X_test), model.predict(X_test))
-    np.testing.assert_array_equal(loaded.decision_function(X_test), model.decision_function(X_test))
-    if model.classes_ is not None:
-        np.testing.assert_array_equal(loaded.classes_, model.classes_)
-        np.testing.assert_array_equal(loaded.predict_proba(X_test), model.predict_proba(X_test))
-    else:
-        assert loaded.classes_ is None
-    for attr in ("n_epochs_", "best_epoch_", "stopped_early_", "stop_reason_", "predictor_type_", "n_features_in_"):
-        assert getattr(loaded, attr) == getattr(model, attr)
-    for attr in ("loss_", "threshold_", "proba_calibration_", "best_model_", "model_params_", "model_scores_"):
-        assert getattr(loaded, attr) == getattr(model, attr), attr
-    if dataset.startswith("breast_cancer"):
-        assert loaded.threshold_ != 0.0 and loaded.class_weights_ is not None
-        np.testing.assert_array_equal(loaded.class_weights_, model.class_weights_)
-        final = model.evaluate(X_test[1:], y_test[1:])
-        assert loaded.evaluate(X_test[1:], y_test[1:]) == final
-
-
-def test_it_rejects_a_saved_model_whose_arrays_do_not_fit_together(tmp_path: Path) -> None:
-    X_train, _, y_train, _ = dataset_split("wine")
-    LinearLearner(epochs=1).fit(X_train, y_train).save(tmp_path)
-    with np.load(tmp_path / "arrays.npz", allow_pickle=False) as npz:
-        arrays = {key: npz[key] for key in npz.files}
-    arrays["coef_"] = arrays["coef_"][:, :5]
-    np.savez(tmp_path / "arrays.npz", **arrays)
-    with pytest.raises(ValueError, match=r"coef_ of shape \(3, 5\), expected \(3, 13\)"):
-        LinearLearner.load(tmp_path)
 
 
 # -- losses -------------------------------------------------------------------------------------

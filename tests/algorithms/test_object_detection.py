@@ -9,17 +9,9 @@ import numpy as np
 import pytest
 
 from algorithms import HyperparameterError, NotFittedError
-from algorithms.object_detection import (
-    ObjectDetection,
-    _backward,
-    _col2im,
-    _forward,
-    _im2col,
-    _layer_shapes,
-    box_iou,
-    mean_average_precision,
-    non_max_suppression,
-)
+from algorithms._detection_net import backward, forward, layer_shapes
+from algorithms._nn import col2im, im2col
+from algorithms.object_detection import ObjectDetection, box_iou, mean_average_precision, non_max_suppression
 from tests.algorithms.recorder import Recorder
 
 
@@ -104,10 +96,13 @@ def test_it_interpolates_precision_over_all_recall_points():
 
 
 def test_it_convolves_like_a_direct_sum():
+    # The detector's convolutions: same padding, stride 1.
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 5, 6, 3))
     weight = rng.standard_normal((3, 3, 3, 4))
-    out = (_im2col(x, 3) @ weight.reshape(27, 4)).reshape(2, 5, 6, 4)
+    cols, ho, wo = im2col(x, 3, 3, 1, 1)
+    assert (ho, wo) == (5, 6)
+    out = (cols @ weight.reshape(27, 4)).reshape(2, 5, 6, 4)
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
     expected = np.zeros_like(out)
     for i in range(3):
@@ -115,25 +110,25 @@ def test_it_convolves_like_a_direct_sum():
             expected += np.einsum("nhwc,cf->nhwf", padded[:, i : i + 5, j : j + 6], weight[i, j])
     np.testing.assert_allclose(out, expected, atol=1e-12)
     # col2im is the adjoint of im2col: <im2col(x), c> == <x, col2im(c)>.
-    cols = rng.standard_normal((2 * 5 * 6, 27))
-    assert np.sum(_im2col(x, 3) * cols) == pytest.approx(np.sum(x * _col2im(cols, x.shape, 3)))
+    grads = rng.standard_normal((2 * 5 * 6, 27))
+    assert np.sum(cols * grads) == pytest.approx(np.sum(x * col2im(grads, x.shape, 3, 3, 1, 1, 5, 6)))
 
 
 def test_it_backpropagates_the_exact_gradient():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 16, 16, 3))
     params = []
-    for k, c_in, c_out in _layer_shapes(3, 4, 2):
+    for k, c_in, c_out in layer_shapes(3, 4, 2):
         params += [rng.standard_normal((k * k * c_in, c_out)) * 0.3, rng.standard_normal(c_out) * 0.1]
     target = np.zeros((2, 2, 2, 6))
     target[0, 1, 0] = [1, 0.3, 0.6, 0.2, -0.1, 1]
     target[1, 0, 1] = [1, 0.8, 0.1, 0.5, 0.3, 0]
 
     def loss(ps):
-        return ObjectDetection._loss(_forward(ps, x, keep=True)[0], target, 5.0)[0]
+        return ObjectDetection._loss(forward(ps, x, keep=True)[0], target, 5.0)[0]
 
-    out, stash = _forward(params, x, keep=True)
-    grads = _backward(params, stash, ObjectDetection._loss(out, target, 5.0)[1])
+    out, stash = forward(params, x, keep=True)
+    grads = backward(params, stash, ObjectDetection._loss(out, target, 5.0)[1])
     for layer, param in enumerate(params):
         for _ in range(3):
             index = tuple(int(rng.integers(0, s)) for s in param.shape)
@@ -257,3 +252,62 @@ def test_it_refuses_a_tampered_saved_model(tmp_path: Path):
     np.savez(path / "arrays.npz", **arrays)
     with pytest.raises(ValueError, match="w3_"):
         ObjectDetection.load(path)
+
+
+# -- resuming ------------------------------------------------------------------------------------
+
+
+def test_it_resumes_exactly_where_the_callback_stopped_it(tmp_path: Path):
+    images, boxes = tiny_shapes()
+    data = {"X": images[:48], "y": boxes[:48], "X_val": images[80:], "y_val": boxes[80:]}
+    straight = Recorder()
+    reference = small(epochs=4).fit(**data, callback=straight)
+    small(epochs=4).fit(**data, callback=Recorder(stop_at=2)).save(tmp_path)
+    resumed, calls = ObjectDetection.load(tmp_path), Recorder()
+    resumed.fit(**data, callback=calls, resume=True)
+    # The cosine schedule runs over the same 4 epochs, so the run continues as if never stopped.
+    assert [step for step, _ in calls.calls] == [3, 4]
+    for (_, got), (_, want) in zip(calls.calls, straight.calls[2:], strict=True):
+        assert got.keys() == want.keys()
+        np.testing.assert_allclose(list(got.values()), list(want.values()))
+    np.testing.assert_allclose(resumed.loss_curve_, reference.loss_curve_)
+    np.testing.assert_allclose(resumed.w5_, reference.w5_)
+    assert (resumed.n_epochs_, resumed.stopped_early_) == (4, False)
+
+
+def test_it_resumes_a_shorter_run_with_the_schedule_recomputed_for_the_new_total():
+    images, boxes = tiny_shapes()
+    straight = small(epochs=6).fit(images[:64], boxes[:64])
+    model = small(epochs=3).fit(images[:64], boxes[:64])
+    calls = Recorder()
+    model.set_params(epochs=6).fit(images[:64], boxes[:64], callback=calls, resume=True)
+    assert [step for step, _ in calls.calls] == [4, 5, 6]
+    assert len(model.loss_curve_) == 6
+    assert all(b < a for a, b in zip(model.loss_curve_, model.loss_curve_[1:], strict=False)), model.loss_curve_
+    held_out = straight.evaluate(images[64:], boxes[64:])["validation:loss"]
+    assert model.evaluate(images[64:], boxes[64:])["validation:loss"] == pytest.approx(held_out, rel=0.05)
+
+
+def test_it_refuses_to_resume_on_other_images_or_labels(tmp_path: Path):
+    from tests.algorithms.test_base import forget_training_state
+
+    images, boxes = tiny_shapes()
+    with pytest.raises(NotFittedError, match="nothing to resume"):
+        small().fit(images[:8], boxes[:8], resume=True)
+    model = small(epochs=1).fit(images[:8], boxes[:8])
+    with pytest.raises(ValueError, match="model expects 32x32x3"):
+        model.fit(images[:8, :16, :16], boxes[:8], resume=True)
+    renamed = [[dict(b, label="ring" if b["label"] == "box" else b["label"]) for b in image] for image in boxes[:8]]
+    with pytest.raises(ValueError, match=r"cannot resume: y has the labels \['plus', 'ring'\]"):
+        model.fit(images[:8], renamed, resume=True)
+    with pytest.raises(ValueError, match="cannot resume: learning_rate differ"):
+        model.set_params(learning_rate=0.01).fit(images[:8], boxes[:8], resume=True)
+    weights = model.w1_.copy()
+    assert model.set_params(learning_rate=0.002).fit(images[:8], boxes[:8], resume=True) is model
+    np.testing.assert_array_equal(model.w1_, weights)
+    model.save(tmp_path)
+    forget_training_state(tmp_path, ObjectDetection)
+    old = ObjectDetection.load(tmp_path)
+    assert old.predict(images[8:10]) == model.predict(images[8:10])
+    with pytest.raises(ValueError, match="no saved training state"):
+        old.set_params(epochs=2).fit(images[:8], boxes[:8], resume=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -236,3 +237,73 @@ def test_it_rejects_unsorted_saved_buckets(tmp_path: Path) -> None:
     model.save(tmp_path / "bad")
     with pytest.raises(ValueError, match="bucket_ids_"):
         TextClassification.load(tmp_path / "bad")
+
+
+# -- resuming -----------------------------------------------------------------------------------
+
+
+def resume_from_disk(model: TextClassification, path: Path, epochs: int) -> TextClassification:
+    model.save(path)
+    return TextClassification.load(path).set_params(epochs=epochs)
+
+
+def test_it_resumes_exactly_where_the_callback_stopped_it(tmp_path: Path) -> None:
+    texts, labels = word_order(400)
+    val_texts, val_labels = word_order(100, seed=1)
+    straight, stopped, resumed_calls = Recorder(), Recorder(stop_at=3), Recorder()
+    settings = {"epochs": 6, "vector_dim": 8, "buckets": 500}
+    reference = TextClassification(**settings).fit(texts, labels, X_val=val_texts, y_val=val_labels, callback=straight)
+    model = TextClassification(**settings).fit(texts, labels, X_val=val_texts, y_val=val_labels, callback=stopped)
+    resumed = resume_from_disk(model, tmp_path, 6)
+    resumed.fit(texts, labels, X_val=val_texts, y_val=val_labels, callback=resumed_calls, resume=True)
+    # The total number of epochs did not change, so neither did the learning-rate schedule.
+    assert [step for step, _ in resumed_calls.calls] == [4, 5, 6]
+    for (_, got), (_, want) in zip(resumed_calls.calls, straight.calls[3:], strict=True):
+        np.testing.assert_allclose([got[key] for key in sorted(want)], [want[key] for key in sorted(want)])
+    np.testing.assert_allclose(resumed.predict_proba(val_texts), reference.predict_proba(val_texts))
+    assert (resumed.n_epochs_, resumed.stopped_early_) == (6, False)
+
+
+def test_it_resumes_a_shorter_run_with_the_schedule_recomputed_for_the_new_total(tmp_path: Path) -> None:
+    texts, labels = word_order(400)
+    val_texts, val_labels = word_order(100, seed=1)
+    first, resumed_calls = Recorder(), Recorder()
+    settings = {"vector_dim": 8, "buckets": 500, "learning_rate": 0.2}
+    straight = TextClassification(epochs=6, **settings).fit(texts, labels)
+    model = TextClassification(epochs=3, **settings).fit(
+        texts, labels, X_val=val_texts, y_val=val_labels, callback=first
+    )
+    resumed = resume_from_disk(model, tmp_path, 6)
+    resumed.fit(texts, labels, X_val=val_texts, y_val=val_labels, callback=resumed_calls, resume=True)
+    assert [step for step, _ in resumed_calls.calls] == [4, 5, 6]
+    losses = [metrics["train:loss"] for _, metrics in first.calls + resumed_calls.calls]
+    assert all(later < earlier for earlier, later in itertools.pairwise(losses)), losses
+    assert resumed_calls.calls[-1][1]["validation:loss"] < first.calls[-1][1]["validation:loss"] / 2
+    assert resumed.score(val_texts, val_labels) == straight.score(val_texts, val_labels) == 1.0
+    np.testing.assert_allclose(resumed.predict_proba(val_texts), straight.predict_proba(val_texts), atol=0.05)
+
+
+def test_it_refuses_to_resume_on_another_vocabulary_or_classes(tmp_path: Path) -> None:
+    from tests.algorithms.test_base import forget_training_state
+
+    texts, labels = word_order(200)
+    with pytest.raises(ValueError, match="not fitted; nothing to resume"):
+        TextClassification().fit(texts, labels, resume=True)
+    model = TextClassification(epochs=1, vector_dim=4).fit(texts, labels)
+    with pytest.raises(ValueError, match="another vocabulary"):
+        model.fit(topics(200)[0], labels, resume=True)
+    with pytest.raises(ValueError, match=r"y has the classes \[0, 2\]"):
+        model.fit(texts, labels * 2, resume=True)
+    with pytest.raises(ValueError, match="cannot resume: vector_dim differ"):
+        model.set_params(vector_dim=5, epochs=2).fit(texts, labels, resume=True)
+    # A budget already reached trains nothing.
+    calls, vectors = Recorder(), model.input_vectors_.copy()
+    assert model.set_params(vector_dim=4, epochs=1).fit(texts, labels, resume=True, callback=calls) is model
+    assert calls.calls == []
+    np.testing.assert_array_equal(model.input_vectors_, vectors)
+    model.save(tmp_path)
+    forget_training_state(tmp_path, TextClassification)
+    old = TextClassification.load(tmp_path)
+    np.testing.assert_array_equal(old.predict(texts), model.predict(texts))
+    with pytest.raises(ValueError, match="no saved training state"):
+        old.set_params(epochs=3).fit(texts, labels, resume=True)

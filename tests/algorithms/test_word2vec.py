@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from functools import cache
 from pathlib import Path
 
@@ -136,3 +137,61 @@ def test_it_evaluates_a_lower_loss_after_more_training(mode: str) -> None:
     held_out = list(corpus(100, seed=7))
     assert longer.evaluate(held_out)["validation:loss"] < short.evaluate(held_out)["validation:loss"]
     assert np.isnan(longer.evaluate(["unknown words only"], channel="train")["train:loss"])
+
+
+# -- resuming -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["skipgram", "cbow"])
+def test_it_resumes_exactly_where_the_callback_stopped_it(tmp_path: Path, mode: str) -> None:
+    texts, held_out = list(corpus(400)), list(corpus(100, seed=1))
+    settings = {"mode": mode, "vector_dim": 8, "epochs": 4, "min_count": 1, "sampling_threshold": 1e-3}
+    straight = Recorder()
+    reference = Word2Vec(**settings).fit(texts, X_val=held_out, callback=straight)
+    Word2Vec(**settings).fit(texts, X_val=held_out, callback=Recorder(stop_at=2)).save(tmp_path)
+    resumed, calls = Word2Vec.load(tmp_path), Recorder()
+    resumed.fit(texts, X_val=held_out, callback=calls, resume=True)
+    # Same total epochs, same learning-rate schedule: the run continues as if never stopped.
+    assert [step for step, _ in calls.calls] == [3, 4]
+    for (_, got), (_, want) in zip(calls.calls, straight.calls[2:], strict=True):
+        assert got.keys() == want.keys() == {"train:loss", "validation:loss"}
+        np.testing.assert_allclose(list(got.values()), list(want.values()))
+    np.testing.assert_allclose(resumed.vectors_, reference.vectors_)
+    assert (resumed.n_epochs_, resumed.stopped_early_) == (4, False)
+
+
+def test_it_resumes_a_shorter_run_with_the_schedule_recomputed_for_the_new_total(tmp_path: Path) -> None:
+    texts, held_out = list(corpus(600)), list(corpus(200, seed=1))
+    settings = {"vector_dim": 16, "min_count": 1, "sampling_threshold": 1e-3}
+    straight = Word2Vec(epochs=6, **settings).fit(texts)
+    first, later = Recorder(), Recorder()
+    Word2Vec(epochs=3, **settings).fit(texts, X_val=held_out, callback=first).save(tmp_path)
+    resumed = Word2Vec.load(tmp_path).set_params(epochs=6)
+    resumed.fit(texts, X_val=held_out, callback=later, resume=True)
+    assert [step for step, _ in later.calls] == [4, 5, 6]
+    losses = [metrics["validation:loss"] for _, metrics in first.calls + later.calls]
+    assert all(b < a for a, b in itertools.pairwise(losses)), losses
+    # The first 3 epochs annealed to a small rate, so the resumed model trails a straight 6-epoch one a little.
+    assert losses[-1] == pytest.approx(straight.evaluate(held_out)["validation:loss"], rel=0.1)
+
+
+def test_it_refuses_to_resume_on_another_vocabulary(tmp_path: Path) -> None:
+    from tests.algorithms.test_base import forget_training_state
+
+    texts = list(corpus(200))
+    with pytest.raises(ValueError, match="not fitted; nothing to resume"):
+        Word2Vec().fit(texts, resume=True)
+    model = Word2Vec(vector_dim=8, epochs=1, min_count=1).fit(texts)
+    with pytest.raises(ValueError, match=r"another vocabulary.*new e\.g\. \['zebra'\]"):
+        model.set_params(epochs=2).fit([*texts, "zebra"], resume=True)
+    with pytest.raises(ValueError, match="cannot resume: window_size differ"):
+        model.set_params(window_size=2).fit(texts, resume=True)
+    vectors = model.vectors_.copy()
+    assert model.set_params(window_size=5, epochs=1).fit(texts, resume=True) is model
+    np.testing.assert_array_equal(model.vectors_, vectors)
+    model.save(tmp_path)
+    forget_training_state(tmp_path, Word2Vec)
+    old = Word2Vec.load(tmp_path)
+    assert old.nearest("car1", 3) == model.nearest("car1", 3)
+    with pytest.raises(ValueError, match="no saved training state"):
+        old.set_params(epochs=2).fit(texts, resume=True)

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from studio.core.errors import Conflict
 from studio.training import runner
+from studio.training import selectors as training_selectors
 from studio.training import services as training_services
 from studio.training.models import MetricPoint, TrainingJob
 from studio.tuning import services
@@ -234,7 +235,8 @@ def test_it_learns_from_warm_start_parents(world, enqueued, advances):
 
 
 def test_it_runs_hyperband_rungs_resuming_the_previous_rung(world, enqueued, advances):
-    job = create(world, strategy="hyperband", max_jobs=9, max_parallel_jobs=3, static_hyperparameters={"num_models": 1},
+    job = create(world, strategy="hyperband", max_jobs=9, max_parallel_jobs=3,
+                 static_hyperparameters={"num_models": 1, "early_stopping_patience": 50},
                  ranges={**RANGES, "epochs": {"type": "integer", "min": 1, "max": 9}},
                  objective={"metric": "validation:loss"})
     assert job.hyperband == {"parameter": "epochs", "min_resource": 1, "max_resource": 9, "eta": 3}
@@ -248,6 +250,12 @@ def test_it_runs_hyperband_rungs_resuming_the_previous_rung(world, enqueued, adv
         assert trial.config == trial.resumed_from.config and trial.rung == trial.resumed_from.rung + 1
         assert trial.training_job.hyperparameters["epochs"] == trial.budget > trial.resumed_from.budget
         assert trial.training_job.resume_from_id == trial.resumed_from.training_job_id
+        log = training_selectors.log_text(job=trial.training_job)
+        assert f"Resuming from the model of job '{trial.resumed_from.training_job.name}' up to epochs" in log
+        # Its epochs continue where the previous rung stopped: no epoch is trained twice.
+        steps = sorted(MetricPoint.objects.filter(job=trial.training_job, name="train:loss")
+                       .values_list("step", flat=True))
+        assert steps == list(range(trial.resumed_from.budget + 1, trial.budget + 1))
     assert len({t.config for t in trials}) <= 9
 
 
