@@ -211,7 +211,9 @@ def tuning_job_advance(*, tuning_job_id: UUID | str) -> str:
                 _finish(job, trials, TuningStatus.FAILED, "Failed", f"Could not start a trial: {text}")
                 outcome = "finished"
             else:
-                if not launched and not active and _exhausted(job, trials):
+                # Nothing running and nothing new to start: every strategy is done (max_jobs reached, the grid or a
+                # discrete space walked, Hyperband's brackets played out).
+                if not launched and not active:
                     _finish(job, trials, *_final_outcome(job, trials))
                     outcome = "finished"
                 else:
@@ -292,16 +294,6 @@ def _finish(job: TuningJob, trials: list[TuningTrial], status: str, message: str
                                                failure_reason=failure_reason, ended_at=timezone.now())
     _stop_active_trials(job, f"Stopped: tuning job '{job.name}' finished ({message})")
     logger.info("tuning job %s %s: %s", job.id, status, message or failure_reason)
-
-
-def _exhausted(job: TuningJob, trials: list[TuningTrial]) -> bool:
-    if job.strategy == Strategy.HYPERBAND:
-        return strategies.hyperband_finished(trials=_rung_trials(job, trials), **_hyperband_args(job))
-    if len(trials) >= job.max_jobs:
-        return True
-    if job.strategy == Strategy.GRID:
-        return len(trials) >= search_space(job.ranges).grid_size()
-    return False
 
 
 def _history(job: TuningJob, trials: list[TuningTrial]) -> list[strategies.Observation]:

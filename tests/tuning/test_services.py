@@ -272,3 +272,10 @@ def test_it_reconciles_every_active_job(world, enqueued, advances):
     assert services.tuning_jobs_reconcile() == {"advanced": 1}
     assert job.trials.count() == 2
     assert TuningTrial.objects.filter(tuning_job=job).count() == 2
+
+
+def test_it_finishes_when_a_discrete_space_is_used_up_before_max_jobs(world, enqueued, advances):
+    job = drive(create(world, strategy="bayesian", max_jobs=5, max_parallel_jobs=1,
+                       ranges={"optimizer": {"type": "categorical", "values": ["adam", "sgd"]}}))
+    assert job.status == "completed" and job.trials.count() == 2
+    assert sorted(t.parameters["optimizer"] for t in job.trials.all()) == ["adam", "sgd"]
