@@ -33,7 +33,7 @@ def _tune(world, dataset, *, parallel: int, name: str) -> float:
         user=world.member, project=world.project, algorithm="linear-learner", dataset=dataset, name=name,
         objective={"metric": "validation:accuracy", "goal": "maximize"},
         ranges={"learning_rate": {"type": "continuous", "min": 0.001, "max": 0.3, "scale": "log"}},
-        static_hyperparameters={"epochs": 8, "num_models": 4, "mini_batch_size": 16, "early_stopping_patience": 100},
+        static_hyperparameters={"epochs": 40, "num_models": 8, "mini_batch_size": 8, "early_stopping_patience": 100},
         strategy="random", max_jobs=TRIALS, max_parallel_jobs=parallel,
     )
     while True:
@@ -48,7 +48,7 @@ def _tune(world, dataset, *, parallel: int, name: str) -> float:
 
 def test_bench_parallel_trials(world, tmp_path):
     dataset = dataset_upload(user=world.member, project=world.project, name="people", target="churned",
-                             upload=SimpleUploadedFile("people.csv", classification_csv(n=6000)))
+                             upload=SimpleUploadedFile("people.csv", classification_csv(n=20000)))
     with ExitStack() as stack:
         for i in range(2):
             stack.enter_context(celery_worker(tmp_path / f"worker{i}.log", name=f"bench{i}", env=WORKER_ENV))
