@@ -362,11 +362,31 @@
   }
 
   // --- status, counts and the panel ---
+  // One fetch at a time; an event that arrives meanwhile asks for one more afterwards, so the
+  // last change (the job finishing) is never lost to a request already in flight.
+  var panelBusy = false, panelAgain = false;
   function refreshPanel() {
     panelTimer = null;
-    if (window.htmx && root.dataset.panelUrl && document.getElementById("tuning-panel")) {
-      window.htmx.ajax("GET", root.dataset.panelUrl, { target: "#tuning-panel", swap: "outerHTML" });
-    }
+    if (panelBusy) { panelAgain = true; return; }
+    if (!root.dataset.panelUrl || !document.getElementById("tuning-panel")) return;
+    panelBusy = true;
+    fetch(root.dataset.panelUrl, { credentials: "same-origin", headers: { "HX-Request": "true" } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        var current = document.getElementById("tuning-panel");
+        if (!html || !current) return;
+        var tpl = document.createElement("template");
+        tpl.innerHTML = html.trim();
+        var fresh = tpl.content.firstElementChild;
+        if (!fresh) return;
+        current.replaceWith(fresh);
+        if (window.htmx) window.htmx.process(fresh);
+      })
+      .catch(function () { /* the next event or a reload shows the panel */ })
+      .then(function () {
+        panelBusy = false;
+        if (panelAgain) { panelAgain = false; schedulePanel(); }
+      });
   }
 
   function schedulePanel() {
@@ -383,7 +403,7 @@
     var bar = document.getElementById("tuning-progress");
     if (bar) bar.value = finished;
     var text = document.getElementById("progress-text");
-    if (text) text.textContent = finished + "/" + data.max_jobs;
+    if (text) text.textContent = finished + "/" + (data.planned || data.max_jobs);
   }
 
   function onStatus(ev) {

@@ -42,3 +42,22 @@ def trial_list(*, tuning_job: TuningJob) -> QuerySet[TuningTrial]:
         TuningTrial.objects.filter(tuning_job=tuning_job)
         .select_related("training_job__model", "resumed_from__training_job").order_by("number")
     )
+
+
+def tuning_job_planned_trials(*, tuning_job: TuningJob) -> int:
+    """How many trials the job runs if nothing ends it early: the progress bar's denominator.
+
+    max_jobs, except a grid smaller than it and Hyperband, whose max_jobs counts configurations while each
+    rung a configuration reaches is a trial of its own.
+    """
+    from studio.tuning.strategies import hyperband_brackets
+    from studio.tuning.validation import search_space
+
+    if tuning_job.strategy == "hyperband" and tuning_job.hyperband:
+        cfg = tuning_job.hyperband
+        brackets = hyperband_brackets(cfg["min_resource"], cfg["max_resource"], cfg["eta"],
+                                      max_configs=tuning_job.max_jobs)
+        return sum(rung["n_configs"] for bracket in brackets for rung in bracket["rungs"])
+    if tuning_job.strategy == "grid" and tuning_job.ranges:
+        return min(tuning_job.max_jobs, search_space(tuning_job.ranges).grid_size())
+    return tuning_job.max_jobs

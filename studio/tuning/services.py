@@ -241,6 +241,8 @@ def _sync_objectives(job: TuningJob, trials: list[TuningTrial]) -> None:
         if value != trial.objective_value:
             trial.objective_value = value
             TuningTrial.objects.filter(id=trial.id).update(objective_value=value)
+            # The trial's finish was published before its objective was known: show the value now.
+            transaction.on_commit(lambda trial=trial: publish_trial(trial=trial))
 
 
 def _better(job: TuningJob, a: float, b: float) -> bool:

@@ -48,8 +48,11 @@ def tuning_job_list(request, project_id):
     )
     if wanted := request.GET.get("status"):
         jobs = jobs.filter(status=wanted)
+    jobs = list(jobs[:500])
+    for job in jobs:
+        job.planned_trials = selectors.tuning_job_planned_trials(tuning_job=job)
     return render(request, "tuning/job_list.html", access.context(
-        NAV, jobs=list(jobs[:500]), status_filter=wanted or "", statuses=STATUSES))
+        NAV, jobs=jobs, status_filter=wanted or "", statuses=STATUSES))
 
 
 # --- new ----------------------------------------------------------------------------------------
@@ -203,6 +206,7 @@ def _detail_context(request, access, job: TuningJob) -> dict:
     status = services.tuning_status_event(job)
     counts = status["counts"]
     finished = counts["completed"] + counts["failed"] + counts["stopped"]
+    planned = selectors.tuning_job_planned_trials(tuning_job=job)
     algo = None
     with contextlib.suppress(UnknownAlgorithm):
         algo = get_algorithm(job.algorithm)
@@ -219,7 +223,7 @@ def _detail_context(request, access, job: TuningJob) -> dict:
                    .only("id", "name"))
     return access.context(
         NAV, job=job, algorithm=algo.describe() if algo else None, counts=counts, finished=finished,
-        progress_percent=min(100, round(100 * finished / job.max_jobs)) if job.max_jobs else 0,
+        planned=planned, progress_percent=min(100, round(100 * finished / planned)) if planned else 0,
         best=best, best_model=best_model,
         best_parameters=[(name, _display(value)) for name, value in (best.parameters if best else {}).items()],
         brackets=brackets, tuned=tuned, rows=rows, parents=parents,
@@ -228,7 +232,7 @@ def _detail_context(request, access, job: TuningJob) -> dict:
             "status": status,
             "trials": [services.trial_event(t) for t in trials],
             "ranges": job.ranges, "objective": {"metric": job.objective_metric, "goal": job.objective_goal},
-            "strategy": job.strategy, "max_jobs": job.max_jobs,
+            "strategy": job.strategy, "max_jobs": job.max_jobs, "planned": planned,
         },
     )
 

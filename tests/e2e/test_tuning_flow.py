@@ -105,3 +105,49 @@ def tuning_session(page, base: str, csv_path: Path) -> None:
 
     page.click("[data-testid=best-model]")
     page.wait_for_url(re.compile(r".*/models/[0-9a-f-]+/$"))
+
+
+def test_it_autotunes_with_hyperband_from_the_pages(browse, tmp_path):
+    csv_path = noisy_churn_csv(tmp_path / "churn.csv", seed=1)
+    run_in_browser(browse, tmp_path, lambda page, base: autotune_session(page, base, csv_path))
+
+
+def autotune_session(page, base: str, csv_path: Path) -> None:
+    new_project(page, base, username="hana", team="Bandits", project="Churn bandits")
+    dataset_id = upload(page, csv_path, target="churned")
+    page.click("nav.sidenav a:has-text('Tuning')")
+    page.click("a.btn:has-text('New tuning job')")
+    page.wait_for_url(re.compile(r".*/tuning/new/$"))
+    page.select_option("#id_dataset", dataset_id)
+    page.wait_for_selector("#id_target option[value=churned]", state="attached")
+    page.select_option("#id_target", "churned")
+    # Autotune picks the ranges (none ticked); the user asks for Hyperband over up to 9 epochs.
+    page.check("#id_autotune")
+    page.select_option("#id_strategy", "hyperband")
+    page.fill("#id_max_jobs", "5")
+    page.fill("#id_max_parallel_jobs", "2")
+    page.fill("#id_hp_epochs", "9")
+    page.click("[data-testid=start-tuning]")
+    page.wait_for_url(re.compile(r".*/tuning/[0-9a-f-]+/$"))
+
+    report = page.inner_text("[data-testid=autotune-report]")
+    assert "ranges.learning_rate" in report and "given in the request" in report
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=tuning-status]').textContent.trim() === 'completed'",
+        timeout=120_000,
+    )
+    page.wait_for_selector("[data-testid=hyperband-brackets]")
+    # Rung 0 trains 1 epoch; the best configurations go on to 3 and 9 epochs, resuming where they were.
+    column = page.evaluate("Array.from(document.querySelectorAll('#trials-table th'))"
+                           ".findIndex(th => th.dataset.sort === 'budget')")
+    budgets = (f"Array.from(document.querySelectorAll('#trials-body tr'))"
+               f".map(r => r.children[{column}].textContent.trim())")
+    page.wait_for_function(f"() => {budgets}.includes('9')", timeout=30_000)
+    assert "1" in page.evaluate(budgets)
+    # Every finished trial shows its objective (published once the tuning job has read it).
+    page.wait_for_function("() => Array.from(document.querySelectorAll('#trials-body tr'))"
+                           ".every(r => r.children[3].textContent.trim() !== '—')", timeout=30_000)
+    page.wait_for_selector("[data-testid=best-model]", timeout=30_000)
+    finished, planned = page.inner_text("#progress-text").split("/")
+    assert finished == planned
+    shot(page, "tuning-hyperband", full_page=True)
