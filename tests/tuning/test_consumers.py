@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async as sync_to_async
 
 from studio.tuning import services
 from tests.live.test_consumers import websocket
