@@ -27,6 +27,7 @@ from studio.accounts.models import Role
 from studio.accounts.permissions import require_role
 from studio.accounts.services import audit
 from studio.core.errors import Conflict
+from studio.core.naming import unique_name
 from studio.datasets.models import Dataset, DatasetStatus
 from studio.datasets.preprocessing import DEFAULT_MISSING_STRATEGY, MISSING_STRATEGIES
 from studio.live.publisher import publish
@@ -82,13 +83,7 @@ def _hyperparameter_errors(exc: HyperparameterError) -> dict[str, list[str]]:
 
 
 def _auto_name(*, project: Project, algorithm: str) -> str:
-    base = f"{algorithm}-{timezone.now():%Y-%m-%d-%H-%M-%S}"
-    name, n = base, 2
-    # Jobs created in the same second (a tuning job's trials) get a suffix rather than a 409.
-    while TrainingJob.objects.filter(project=project, name=name).exists():
-        name = f"{base}-{n}"
-        n += 1
-    return name
+    return unique_name(model=TrainingJob, project=project, base=f"{algorithm}-{timezone.now():%Y-%m-%d-%H-%M-%S}")
 
 
 # Hyperparameters whose declared default can exceed what a small dataset allows (10 components of a

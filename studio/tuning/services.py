@@ -24,6 +24,7 @@ from studio.accounts.models import Role
 from studio.accounts.permissions import require_role
 from studio.accounts.services import audit
 from studio.core.errors import Conflict
+from studio.core.naming import unique_name
 from studio.live.publisher import publish
 from studio.training import services as training_services
 from studio.training.models import ACTIVE_STATUSES, JobStatus, MetricPoint, TrainingJob
@@ -75,12 +76,7 @@ def tuning_job_create(*, user: User, project: Project, algorithm: str, dataset: 
 
 
 def _auto_name(*, project: Project, algorithm: str) -> str:
-    base = f"{algorithm}-tuning-{timezone.now():%Y-%m-%d-%H-%M-%S}"
-    name, n = base, 2
-    while TuningJob.objects.filter(project=project, name=name).exists():
-        name = f"{base}-{n}"
-        n += 1
-    return name
+    return unique_name(model=TuningJob, project=project, base=f"{algorithm}-tuning-{timezone.now():%Y-%m-%d-%H-%M-%S}")
 
 
 def tuning_job_enqueue(*, tuning_job_id: UUID | str, countdown: float | None = None) -> None:
@@ -379,11 +375,7 @@ def _create_trial(job: TuningJob, *, number: int, parameters: dict[str, Any], co
     hyperparameters = {**job.static_hyperparameters, **parameters}
     if budget is not None:
         hyperparameters[job.hyperband["parameter"]] = budget
-    base = f"{job.name}-{number:03d}"[:190]
-    name, attempt = base, 1
-    while TrainingJob.objects.filter(project=job.project, name=name).exists():
-        attempt += 1
-        name = f"{base}-{attempt}"
+    name = unique_name(model=TrainingJob, project=job.project, base=f"{job.name}-{number:03d}"[:190])
     resume = resumed_from.training_job if resumed_from is not None else None
     if resume is not None and resume.status != JobStatus.COMPLETED:
         resume = None

@@ -30,13 +30,7 @@ from studio.tuning.strategies import (
     median_stopping_rule,
     suggest,
 )
-
-
-def branin(p: dict) -> float:
-    x, y = p["x"], p["y"]
-    b, c, t = 5.1 / (4 * np.pi**2), 5 / np.pi, 1 / (8 * np.pi)
-    return float((y - b * x**2 + c * x - 6) ** 2 + 10 * (1 - t) * np.cos(x) + 10)
-
+from tests.tuning.problems import branin
 
 BRANIN = SearchSpace([ParameterRange("x", "continuous", -5, 10), ParameterRange("y", "continuous", 0, 15)])
 
