@@ -17,6 +17,7 @@ from studio.training.models import ACTIVE_STATUSES, TrainingJob
 
 if TYPE_CHECKING:
     from studio.accounts.models import Project, User
+    from studio.tuning.models import TuningJob
 
 
 def dataset_list(*, user: User, project: Project) -> QuerySet[Dataset]:
@@ -117,3 +118,13 @@ def dataset_active_job(*, dataset: Dataset) -> TrainingJob | None:
         TrainingJob.objects.filter(Q(dataset=dataset) | Q(validation_dataset=dataset), status__in=ACTIVE_STATUSES)
         .order_by("created_at").first()
     )
+
+
+def dataset_active_tuning_job(*, dataset: Dataset) -> TuningJob | None:
+    """A pending or running tuning job whose trials read ``dataset``: it starts new trials on it at any time."""
+    # Through the reverse relations, so datasets need not import the tuning app that depends on it.
+    for relation in ("tuning_jobs", "validation_tuning_jobs"):
+        job = getattr(dataset, relation).filter(status__in=("pending", "running")).order_by("created_at").first()
+        if job is not None:
+            return job
+    return None

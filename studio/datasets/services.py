@@ -39,7 +39,7 @@ from studio.datasets.images import (
 )
 from studio.datasets.models import Dataset, DatasetKind, DatasetStatus
 from studio.datasets.profiling import CsvError, profile_csv
-from studio.datasets.selectors import dataset_active_job
+from studio.datasets.selectors import dataset_active_job, dataset_active_tuning_job
 from studio.datasets.text import TextError, profile_text
 from studio.datasets.uploads import max_upload_bytes, too_large_message
 
@@ -243,6 +243,9 @@ def dataset_delete(*, user: User, dataset: Dataset) -> None:
     job = dataset_active_job(dataset=dataset)
     if job is not None:
         raise Conflict(f"dataset is used by {job.status} training job '{job.name}'; stop it or wait for it to end.")
+    tuning = dataset_active_tuning_job(dataset=dataset)
+    if tuning is not None:
+        raise Conflict(f"dataset is used by {tuning.status} tuning job '{tuning.name}'; stop it or wait for it to end.")
     prefix = dataset_storage_prefix(project_id=dataset.project_id, dataset_id=dataset.id)
     file_name = dataset.file
     # Files go only once the row is gone for good; a rolled-back delete keeps both.

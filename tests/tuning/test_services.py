@@ -279,3 +279,13 @@ def test_it_finishes_when_a_discrete_space_is_used_up_before_max_jobs(world, enq
                        ranges={"optimizer": {"type": "categorical", "values": ["adam", "sgd"]}}))
     assert job.status == "completed" and job.trials.count() == 2
     assert sorted(t.parameters["optimizer"] for t in job.trials.all()) == ["adam", "sgd"]
+
+
+def test_it_keeps_the_dataset_of_an_active_tuning_job(world, enqueued, advances):
+    from studio.datasets.services import dataset_delete
+
+    job = create(world)
+    with pytest.raises(Conflict, match=f"used by pending tuning job '{job.name}'"):
+        dataset_delete(user=world.member, dataset=job.dataset)
+    services.tuning_job_stop(user=world.member, tuning_job=job)
+    dataset_delete(user=world.member, dataset=job.dataset)
