@@ -14,6 +14,7 @@ from studio.core.pages import project_access
 from studio.datasets.selectors import dataset_list
 from studio.registry.selectors import model_list
 from studio.training.selectors import training_job_list
+from studio.tuning.selectors import tuning_job_list
 
 
 def _errors(exc: ValidationError) -> dict[str, list[str]]:
@@ -124,6 +125,7 @@ def project_detail(request, project_id):
     access = project_access(request, project_id)
     project = access.project
     jobs = training_job_list(user=request.user, project=project)
+    tuning = tuning_job_list(user=request.user, project=project)
     return render(request, "accounts/project_detail.html", access.context(
         "overview",
         counts={
@@ -131,6 +133,8 @@ def project_detail(request, project_id):
             "jobs": jobs.count(),
             "running": jobs.filter(status__in=["pending", "running"]).count(),
             "models": model_list(user=request.user, project=project).count(),
+            "tuning": tuning.count(),
+            "tuning_active": tuning.filter(status__in=["pending", "running"]).count(),
         },
         active_jobs=jobs.filter(status__in=["pending", "running"])[:10],
         recent_jobs=jobs[:5],

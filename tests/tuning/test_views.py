@@ -330,3 +330,12 @@ def test_it_hides_every_tuning_page_from_outsiders(world, enqueued, advances):
     # Their own project does not open someone else's job either.
     assert client.get(f"/projects/{world.other_project.id}/tuning/{job.id}/").status_code == 404
     assert TuningJob.objects.count() == 1
+
+
+def test_it_counts_tuning_jobs_on_the_project_overview(world, client, advances):
+    from tests.tuning.test_services import create
+
+    create(world)
+    client.force_login(world.viewer)
+    body = client.get(f"/projects/{world.project.id}/").content.decode()
+    assert "Tuning jobs" in body and '<div class="muted" data-testid="tuning-active">1 active</div>' in body
