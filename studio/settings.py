@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "studio.training",
     "studio.registry",
     "studio.tuning.apps.TuningConfig",
+    "studio.endpoints.apps.EndpointsConfig",
 ]
 
 MIDDLEWARE = [

@@ -10,10 +10,9 @@ in missing values is the job of :mod:`studio.datasets.preprocessing`, fitted on 
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,14 +21,13 @@ from studio.core.storage import storage_local_copy
 from studio.datasets.images import load_npz
 from studio.datasets.models import DatasetKind
 from studio.datasets.profiling import (
-    BOOL_TOKENS,
-    MISSING_TOKENS,
     CsvError,
     is_missing,
     open_csv,
     parse_number,
     ragged_message,
 )
+from studio.datasets.tabular import DatasetError, TabularData, feature_value, rows_phrase
 from studio.datasets.text import LABEL_COLUMN, TextError, open_text
 
 if TYPE_CHECKING:
@@ -39,65 +37,6 @@ MAX_LISTED_ROWS = 5
 # Cells that are meant as numbers but are not valid ones in a CSV: decimal commas ("1,5") and
 # thousands separators ("1,200.50"). A text column made mostly of these is a broken numeric column.
 _NUMBER_LIKE_RE = re.compile(r"[+-]?\d{1,3}(?:[ ,.']\d{3})+(?:[.,]\d+)?\Z|[+-]?\d+,\d+\Z")
-
-
-class DatasetError(ValueError):
-    """The dataset cannot be used as asked; the message names the column, rows or setting at fault."""
-
-
-@dataclass
-class TabularData:
-    """The feature columns and target of some rows of a dataset.
-
-    Numeric columns live together in ``numeric`` (float64, NaN where a cell is missing); text columns
-    (``categorical``) are object arrays of stripped strings with ``""`` for a missing cell.
-    """
-
-    feature_names: list[str]  # every feature column, in the dataset's order
-    numeric: np.ndarray  # (n, number of numeric columns) float64
-    numeric_names: list[str]
-    text: dict[str, np.ndarray]  # categorical column -> (n,) object array of str
-    y: np.ndarray | None  # (n,) float64 when every target value is a number, else str labels; None without target
-    rows: np.ndarray  # (n,) 1-based data-row number in the file of each row, for messages
-    n_dropped: int  # rows left out because their target was missing
-    target: str = ""
-    numeric_index: dict[str, int] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.numeric_index = {name: j for j, name in enumerate(self.numeric_names)}
-
-    @property
-    def n_rows(self) -> int:
-        return int(self.rows.shape[0])
-
-    @property
-    def categorical(self) -> list[str]:
-        return [name for name in self.feature_names if name in self.text]
-
-    @property
-    def is_numeric_target(self) -> bool:
-        return self.y is not None and self.y.dtype.kind == "f"
-
-    @property
-    def X(self) -> np.ndarray:
-        """The feature matrix of an all-numeric table (NaN for missing); text columns need a preprocessor."""
-        if self.text:
-            raise DatasetError("text columns " + ", ".join(f"'{c}'" for c in self.categorical)
-                               + " must be encoded first: use studio.datasets.preprocessing.TabularPreprocessor")
-        order = [self.numeric_index[name] for name in self.feature_names]
-        return self.numeric if order == list(range(len(order))) else self.numeric[:, order]
-
-    def column(self, name: str) -> np.ndarray:
-        return self.text[name] if name in self.text else self.numeric[:, self.numeric_index[name]]
-
-    def take(self, index: np.ndarray) -> TabularData:
-        """The rows at ``index`` (integer positions or a boolean mask), in that order."""
-        return TabularData(
-            feature_names=list(self.feature_names), numeric=self.numeric[index], numeric_names=list(self.numeric_names),
-            text={name: values[index] for name, values in self.text.items()},
-            y=None if self.y is None else self.y[index], rows=self.rows[index], n_dropped=self.n_dropped,
-            target=self.target,
-        )
 
 
 @dataclass
@@ -112,14 +51,6 @@ class _BadColumn:
         self.count += 1
         if len(self.rows) < MAX_LISTED_ROWS:
             self.rows.append(row)
-
-
-def rows_phrase(rows: list[int], count: int) -> str:
-    """"row 3", "rows 3, 17" or "rows 1, 2, 3, 4, 5 and 4 more"."""
-    listed = ", ".join(str(r) for r in rows)
-    noun = "row" if count == 1 else "rows"
-    more = f" and {count - len(rows)} more" if count > len(rows) else ""
-    return f"{noun} {listed}{more}"
 
 
 def _columns_phrase(names: list[str]) -> str:
@@ -145,22 +76,6 @@ def _resolve_columns(names: list[str], target: str, feature_columns: list[str] |
     if not features:
         raise DatasetError("no feature columns left: the dataset needs at least one column besides the target")
     return features
-
-
-def feature_value(raw: str) -> float | None:
-    """The cell as a number (NaN when missing, 1/0 for true/false), or None when it is not numeric.
-
-    The same rules as profiling (parse_number, MISSING_TOKENS), with the common case, a plain number,
-    taking one float() call.
-    """
-    try:
-        number = float(raw)
-    except ValueError:
-        word = raw.strip().lower()
-        return np.nan if word in MISSING_TOKENS else BOOL_TOKENS.get(word)
-    if math.isfinite(number):
-        return None if "_" in raw else number
-    return np.nan if is_missing(raw) else None  # "nan" is a missing cell, "inf" is not a number
 
 
 def _labels_to_array(labels: list[str]) -> np.ndarray:

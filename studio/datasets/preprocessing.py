@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from studio.datasets.loading import DatasetError, TabularData, feature_value, rows_phrase
 from studio.datasets.profiling import MISSING_TOKENS
+from studio.datasets.tabular import DatasetError, TabularData, feature_value, rows_phrase
 
 FILENAME = "preprocessing.json"
 FORMAT = "studio-preprocessing"
