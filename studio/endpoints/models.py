@@ -77,10 +77,11 @@ class EndpointVariant(models.Model):
     # The last time a request reached this variant: serverless variants scale to zero after the idle timeout.
     last_invoked_at = models.DateTimeField(null=True, blank=True)
     position = models.PositiveSmallIntegerField(default=0)
+    # Removed by an update: takes no traffic, its instances drain, and the row goes once they have stopped.
+    retired = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["position", "id"]
-        constraints = [models.UniqueConstraint(fields=["endpoint", "name"], name="unique_variant_name")]
 
     def __str__(self) -> str:
         return f"{self.endpoint.name}/{self.name}"
@@ -158,6 +159,9 @@ class ScalingEvent(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return f"{self.from_instances} -> {self.to_instances}: {self.reason[:60]}"
+
 
 class EndpointMetric(models.Model):
     """Per-variant traffic over one interval (a few seconds), rolled up from the gateways' counters."""
@@ -178,6 +182,9 @@ class EndpointMetric(models.Model):
     class Meta:
         ordering = ["ts", "id"]
         indexes = [models.Index(fields=["endpoint", "ts"])]
+
+    def __str__(self) -> str:
+        return f"{self.variant_id}@{self.ts:.0f}: {self.invocations}"
 
 
 class AsyncStatus(models.TextChoices):
@@ -209,6 +216,9 @@ class AsyncInvocation(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint_id} {self.status}"
 
 
 class TransformStatus(models.TextChoices):
