@@ -11,6 +11,7 @@ api_v1 = [
     path("projects/<uuid:project_id>/", include("studio.training.api_urls")),
     path("projects/<uuid:project_id>/", include("studio.registry.api_urls")),
     path("projects/<uuid:project_id>/", include("studio.tuning.api_urls")),
+    path("projects/<uuid:project_id>/", include("studio.endpoints.api_urls")),
 ]
 
 urlpatterns = [
