@@ -230,3 +230,32 @@ class InvokeKeyDetailApi(APIView):
         endpoint = _endpoint(request, project_id, endpoint_id)
         services.invoke_key_revoke(user=request.user, key=selectors.invoke_key_get(endpoint=endpoint, key_id=key_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EndpointTestInvocationApi(APIView):
+    """What the endpoint page's test box calls with the browser session; clients use the invocation URL."""
+
+    @extend_schema(request=inline_serializer("TestInvocationIn", {
+        "body": serializers.CharField(help_text="The payload, as a client would send it."),
+        "content_type": serializers.CharField(required=False, default="application/json"),
+        "target_variant": serializers.CharField(required=False, allow_blank=True),
+    }), responses=inline_serializer("TestInvocationOut", {"status": serializers.IntegerField(),
+                                                           "response": serializers.JSONField(),
+                                                           "elapsed_ms": serializers.FloatField()}))
+    def post(self, request, project_id, endpoint_id):
+        import json
+        import time
+
+        endpoint = _endpoint(request, project_id, endpoint_id)
+        body = str(request.data.get("body") or "")
+        start = time.perf_counter()
+        code, raw = services.endpoint_test_invoke(
+            user=request.user, endpoint=endpoint, body=body.encode(),
+            content_type=str(request.data.get("content_type") or "application/json"),
+            target_variant=str(request.data.get("target_variant") or ""))
+        try:
+            answer = json.loads(raw or b"null")
+        except ValueError:
+            answer = raw.decode(errors="replace")
+        return Response({"status": code, "response": answer,
+                         "elapsed_ms": round((time.perf_counter() - start) * 1000, 2)})

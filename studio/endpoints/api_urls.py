@@ -11,4 +11,6 @@ urlpatterns = [
     path("endpoints/<uuid:endpoint_id>/metrics", api.EndpointMetricsApi.as_view(), name="api-endpoint-metrics"),
     path("endpoints/<uuid:endpoint_id>/keys", api.InvokeKeyListApi.as_view(), name="api-endpoint-keys"),
     path("endpoints/<uuid:endpoint_id>/keys/<uuid:key_id>", api.InvokeKeyDetailApi.as_view(), name="api-endpoint-key"),
+    path("endpoints/<uuid:endpoint_id>/test-invocations", api.EndpointTestInvocationApi.as_view(),
+         name="api-endpoint-test-invocations"),
 ]

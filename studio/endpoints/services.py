@@ -491,3 +491,66 @@ def endpoints_reconcile(*, now=None) -> dict[str, int]:
     else:
         async_count = int(async_invocations_reconcile() or 0)
     return {"instances_failed": failed, "async": async_count}
+
+
+# --- a test invocation from the endpoint page -----------------------------------------------------
+
+TEST_INVOKE_TIMEOUT = 30.0
+
+
+def endpoint_test_invoke(*, user: User, endpoint: Endpoint, body: bytes, content_type: str,
+                         target_variant: str = "") -> tuple[int, bytes]:
+    """Invoke an endpoint on behalf of a signed-in member (the page's test box): (HTTP status, JSON body).
+
+    Clients use the gateway (POST /api/v1/endpoints/<id>/invocations); this path exists because a page
+    holds a session, not a token. It routes like the gateway: a variant by weight (or the one asked for),
+    an in-service instance of it, waking a serverless variant first.
+    """
+    import random
+    import time as _time
+    import urllib.error
+    import urllib.request
+
+    require_role(user=user, team=endpoint.project.team, role=Role.MEMBER)
+    if endpoint.type == EndpointType.ASYNC:
+        return 400, json.dumps({"detail": "This endpoint is asynchronous: POST the payload to "
+                                          f"/api/v1/endpoints/{endpoint.id}/async-invocations."}).encode()
+    if len(body) > REALTIME_MAX_PAYLOAD_BYTES:
+        return 413, json.dumps({"detail": "The payload is over 6 MB, the limit of real-time endpoints."}).encode()
+    variants = list(endpoint.variants.filter(retired=False))
+    if target_variant:
+        chosen = [v for v in variants if v.name == target_variant]
+        if not chosen:
+            names = ", ".join(v.name for v in variants)
+            return 400, json.dumps({"detail": f"No variant '{target_variant}'; variants: {names}."}).encode()
+        variant = chosen[0]
+    else:
+        weighted = [v for v in variants if v.weight > 0]
+        if not weighted:
+            return 503, json.dumps({"detail": "No variant takes traffic (every weight is 0)."}).encode()
+        variant = random.choices(weighted, weights=[v.weight for v in weighted])[0]
+    deadline = _time.monotonic() + TEST_INVOKE_TIMEOUT
+    woken = False
+    while True:
+        instance = variant.instances.filter(status=InstanceStatus.IN_SERVICE).order_by("?").first()
+        if instance is not None:
+            break
+        if endpoint.type == EndpointType.SERVERLESS and not woken:
+            endpoint_variant_wake(variant_id=variant.id)
+            woken = True
+        if _time.monotonic() > deadline:
+            return 503, json.dumps({"detail": f"No instance of variant '{variant.name}' is in service yet; "
+                                              "try again in a moment."}).encode()
+        _time.sleep(0.1)
+    if not instance.url.startswith(("http://", "https://")):
+        return 503, json.dumps({"detail": "The instance has no HTTP address yet."}).encode()
+    # The URL is one the agent wrote for its own instance process, checked to be http(s) just above.
+    request = urllib.request.Request(instance.url.rstrip("/") + "/invocations", data=body, method="POST",  # noqa: S310
+                                     headers={"Content-Type": content_type or "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=TEST_INVOKE_TIMEOUT) as response:  # noqa: S310
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError as exc:
+        return 503, json.dumps({"detail": f"The instance did not answer: {exc}."}).encode()
