@@ -258,3 +258,50 @@ def test_it_keeps_only_the_hash_of_invoke_keys_and_revokes_them(world):
     assert InvokeKey.objects.get().revoked_at is not None
     with pytest.raises(PermissionDenied):
         services.invoke_key_create(user=world.viewer, endpoint=endpoint)
+
+
+@pytest.fixture
+def fake_instance():
+    """A tiny HTTP server answering /invocations like an instance: echoes the record count."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if not isinstance(body.get("instances"), list):
+                self.send_response(400)
+                answer = {"detail": "instances must be a list"}
+            else:
+                self.send_response(200)
+                answer = {"predictions": [{"score": 1.0}] * len(body["instances"]), "variant": "main"}
+            payload = json.dumps(answer).encode()
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def test_it_test_invokes_through_an_in_service_instance(world, fake_instance):
+    endpoint = create(world)
+    serve(endpoint.variants.get().instances.get(), port=fake_instance)
+    status, body = services.endpoint_test_invoke(user=world.member, endpoint=endpoint, content_type="application/json",
+                                                 body=b'{"instances": [[1, 2], [3, 4]]}')
+    assert status == 200 and json.loads(body)["predictions"] == [{"score": 1.0}, {"score": 1.0}]
+    status, body = services.endpoint_test_invoke(user=world.member, endpoint=endpoint, body=b'{"rows": 1}',
+                                                 content_type="application/json")
+    assert status == 400 and "instances must be a list" in body.decode()
+    status, body = services.endpoint_test_invoke(user=world.member, endpoint=endpoint, body=b"{}",
+                                                 content_type="application/json", target_variant="nope")
+    assert status == 400 and "variants: main" in body.decode()
+    with pytest.raises(PermissionDenied):
+        services.endpoint_test_invoke(user=world.viewer, endpoint=endpoint, body=b"{}", content_type="")
