@@ -235,7 +235,9 @@ class TransformJob(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="transform_jobs")
     name = models.CharField(max_length=200)
-    model = models.ForeignKey(Model, on_delete=models.PROTECT, related_name="transform_jobs")
+    # SET_NULL: a finished job keeps its record (and its output dataset) after its model is deleted; the
+    # registry refuses to delete a model a pending or running job reads.
+    model = models.ForeignKey(Model, null=True, on_delete=models.SET_NULL, related_name="transform_jobs")
     input_dataset = models.ForeignKey(Dataset, null=True, on_delete=models.SET_NULL, related_name="transform_inputs")
     output_dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.SET_NULL,
                                        related_name="transform_outputs")

@@ -1,4 +1,4 @@
-"""Every write to models, plus loading and packaging their stored artifacts."""
+"""Every write to models, model groups and versions, plus loading and packaging models' stored artifacts."""
 
 from __future__ import annotations
 
@@ -13,10 +13,18 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from algorithms import Estimator, UnknownAlgorithm, get_algorithm, load_model
+from studio.accounts.models import Role
+from studio.accounts.permissions import require_role
+from studio.accounts.services import audit
+from studio.core.errors import Conflict
 from studio.core.storage import (
     project_storage_prefix,
+    storage_delete,
     storage_delete_prefix,
     storage_fetch_dir,
     storage_open,
@@ -24,7 +32,8 @@ from studio.core.storage import (
 )
 from studio.datasets.preprocessing import FILENAME as PREPROCESSING_FILENAME
 from studio.datasets.preprocessing import TabularPreprocessor
-from studio.registry.models import Model
+from studio.registry import selectors
+from studio.registry.models import ApprovalStatus, Model, ModelGroup, ModelVersion
 
 if TYPE_CHECKING:
     from studio.accounts.models import Project, User
@@ -181,3 +190,224 @@ def model_archive(*, model: Model) -> bytes:
             with storage_open(name) as fh:
                 archive.writestr(PurePosixPath(name).name, fh.read())
     return buffer.getvalue()
+
+
+# --- deleting a model -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def model_delete(*, user: User, model: Model) -> None:
+    """Delete a model and, once the transaction commits, its stored files.
+
+    Raises PermissionDenied below member and Conflict (409) while an endpoint serves the model, a
+    pending or running transform job or training job (a Hyperband rung resuming it) reads it, or it
+    is a version of a model group. Finished transform jobs keep their record, without the model.
+    """
+    require_role(user=user, team=model.project.team, role=Role.MEMBER)
+    # Lock the row so an endpoint or registration created concurrently (their services lock it too) cannot slip in.
+    Model.objects.select_for_update().filter(id=model.id).first()
+    if (variant := selectors.model_endpoint_variant(model=model)) is not None:
+        raise Conflict(f"model '{model.name}' is used by endpoint '{variant.endpoint.name}' (variant "
+                       f"'{variant.name}'); delete the endpoint or point its variant at another model first.")
+    if (transform := selectors.model_active_transform_job(model=model)) is not None:
+        raise Conflict(f"model '{model.name}' is used by {transform.status} transform job '{transform.name}'; "
+                       "stop it or wait for it to end.")
+    if (job := selectors.model_resuming_job(model=model)) is not None:
+        raise Conflict(f"model '{model.name}' is used by {job.status} training job '{job.name}', which continues "
+                       "training from it; stop it or wait for it to end.")
+    if (version := selectors.model_versions_of(model=model).first()) is not None:
+        raise Conflict(f"model '{model.name}' is version {version.version} of model group '{version.group.name}'; "
+                       "delete that version or the group first.")
+    model_files_delete_on_commit(model=model)
+    audit(actor=user, verb="deleted model", project=model.project, target=model.name, data={"model": str(model.id)})
+    model.delete()
+
+
+def model_files_delete_on_commit(*, model: Model) -> None:
+    """Delete the model's stored files once the current transaction commits (a rolled-back delete keeps them)."""
+    files, prefix = list(model.artifact_files or []), _own_prefix(model)
+    transaction.on_commit(lambda: _delete_model_files(files, prefix))
+
+
+def _own_prefix(model: Model) -> str:
+    """The model's storage folder, if it is one of the project's model folders (never a parent of other objects)."""
+    base = f"{project_storage_prefix(project_id=model.project_id)}models/"
+    prefix = model.artifact_prefix or ""
+    return prefix if prefix.startswith(base) and len(prefix) > len(base) and prefix.endswith("/") else ""
+
+
+def _delete_model_files(files: list[str], prefix: str) -> None:
+    for name in files:
+        storage_delete(name)
+    if prefix:
+        storage_delete_prefix(prefix)
+
+
+# --- model groups and versions ----------------------------------------------------------------
+
+GROUP_NAME_MAX = 200
+
+
+def _group_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": ["Give the model group a name."]})
+    if len(name) > GROUP_NAME_MAX:
+        raise ValidationError({"name": [f"Model group name must be at most {GROUP_NAME_MAX} characters."]})
+    return name
+
+
+def _group_exists_message(name: str) -> str:
+    return f"a model group named '{name}' already exists in this project; choose another name."
+
+
+@transaction.atomic
+def model_group_create(*, user: User, project: Project, name: str, description: str = "") -> ModelGroup:
+    """A new, empty model group of ``project``; member+. Conflict (409) when the name is taken (any case)."""
+    require_role(user=user, team=project.team, role=Role.MEMBER)
+    name = _group_name(name)
+    if ModelGroup.objects.filter(project=project, name__iexact=name).exists():
+        raise Conflict(_group_exists_message(name))
+    try:
+        with transaction.atomic():
+            group = ModelGroup.objects.create(project=project, name=name, description=(description or "").strip(),
+                                              created_by=user)
+    except IntegrityError:
+        raise Conflict(_group_exists_message(name)) from None
+    audit(actor=user, verb="created model group", project=project, target=name, data={"model_group": str(group.id)})
+    return group
+
+
+@transaction.atomic
+def model_group_delete(*, user: User, group: ModelGroup) -> None:
+    """Delete a group and its versions (their models stay); admin+. Conflict (409) while a version is deployed."""
+    require_role(user=user, team=group.project.team, role=Role.ADMIN)
+    ModelGroup.objects.select_for_update().filter(id=group.id).first()
+    deployed = selectors.model_group_deployed_version(group=group)
+    if deployed is not None:
+        version, variant = deployed
+        raise Conflict(f"version {version.version} of model group '{group.name}' (model '{variant.model.name}') is "
+                       f"deployed on endpoint '{variant.endpoint.name}'; delete the endpoint first.")
+    audit(actor=user, verb="deleted model group", project=group.project, target=group.name,
+          data={"model_group": str(group.id), "versions": group.versions.count()})
+    group.delete()
+
+
+def _not_in_project(model_id: Any) -> ValidationError:
+    return ValidationError({"model": [f"No model '{model_id}' in this project."]})
+
+
+@transaction.atomic
+def model_version_create(*, user: User, group: ModelGroup, model: Model, description: str = "") -> ModelVersion:
+    """Register ``model`` as the next version of ``group`` (1, 2, 3...), pending approval; member+.
+
+    ValidationError naming ``model`` when it belongs to another project (or has just been deleted);
+    Conflict (409) when it is already a version of the group. Numbers come from the locked group
+    row, so two registrations at once never share one, and a deleted version's number is not reused.
+    """
+    require_role(user=user, team=group.project.team, role=Role.MEMBER)
+    if model.project_id != group.project_id:
+        raise _not_in_project(model.id)
+    # Model first, as model_delete locks it: a registration and a delete of the same model take turns.
+    if Model.objects.select_for_update().filter(id=model.id).first() is None:
+        raise _not_in_project(model.id)
+    locked = ModelGroup.objects.select_for_update().get(id=group.id)
+    existing = ModelVersion.objects.filter(group=locked, model=model).first()
+    if existing is not None:
+        raise Conflict(f"model '{model.name}' is already version {existing.version} of model group "
+                       f"'{locked.name}'.")
+    number = locked.last_version + 1
+    try:
+        with transaction.atomic():
+            version = ModelVersion.objects.create(group=locked, version=number, model=model, created_by=user,
+                                                  description=(description or "").strip())
+    except IntegrityError:
+        # Only a registration that ignored the lock (a database without row locks) gets here.
+        raise Conflict(f"model group '{locked.name}' changed while registering; try again.") from None
+    locked.last_version = number
+    locked.save(update_fields=["last_version"])
+    audit(actor=user, verb="registered model version", project=locked.project, target=f"{locked.name} v{number}",
+          data={"model_group": str(locked.id), "version": number, "model": str(model.id)})
+    version.group = locked
+    return version
+
+
+def model_register(*, user: User, model: Model, group: ModelGroup | None = None, group_name: str = "",
+                   description: str = "") -> ModelVersion:
+    """Register ``model`` in ``group``, or in a new group named ``group_name`` (all or nothing); member+."""
+    with transaction.atomic():
+        if group is None:
+            group = model_group_create(user=user, project=model.project, name=group_name)
+        return model_version_create(user=user, group=group, model=model, description=description)
+
+
+_APPROVAL_VERBS = {
+    ApprovalStatus.APPROVED: "approved model version",
+    ApprovalStatus.REJECTED: "rejected model version",
+    ApprovalStatus.PENDING: "returned model version to pending",
+}
+
+
+def _approval_status(value: Any) -> str:
+    if value not in ApprovalStatus.values:
+        choices = ", ".join(ApprovalStatus.values)
+        raise ValidationError({"approval_status": [f"approval_status must be one of {choices} (got '{value}')."]})
+    return str(value)
+
+
+@transaction.atomic
+def model_version_update(*, user: User, version: ModelVersion, approval_status: str | None = None,
+                         description: str | None = None) -> ModelVersion:
+    """Change a version's approval status and/or description; member+.
+
+    A change of status records who and when (``status_changed_by/at``); approving also records
+    ``approved_by/at``, which are cleared when the version leaves "approved". Setting the status it
+    already has changes nothing.
+    """
+    require_role(user=user, team=version.group.project.team, role=Role.MEMBER)
+    status = _approval_status(approval_status) if approval_status is not None else None
+    group = version.group
+    version = ModelVersion.objects.select_for_update().get(id=version.id)
+    fields: list[str] = []
+    if status is not None and status != version.approval_status:
+        now = timezone.now()
+        previous = version.approval_status
+        version.approval_status = status
+        version.status_changed_by, version.status_changed_at = user, now
+        approved = status == ApprovalStatus.APPROVED
+        version.approved_by, version.approved_at = (user, now) if approved else (None, None)
+        fields += ["approval_status", "status_changed_by", "status_changed_at", "approved_by", "approved_at"]
+        audit(actor=user, verb=_APPROVAL_VERBS[ApprovalStatus(status)], project=group.project,
+              target=f"{group.name} v{version.version}",
+              data={"model_group": str(group.id), "version": version.version, "model": str(version.model_id),
+                    "from": previous, "to": status})
+    if description is not None and description.strip() != version.description:
+        version.description = description.strip()
+        fields.append("description")
+    if fields:
+        version.save(update_fields=fields)
+    version.group = group
+    return version
+
+
+def model_version_set_approval(*, user: User, version: ModelVersion, approval_status: str) -> ModelVersion:
+    """Approve, reject or return a version to pending, recording who and when; member+."""
+    return model_version_update(user=user, version=version, approval_status=approval_status)
+
+
+@transaction.atomic
+def model_version_delete(*, user: User, version: ModelVersion) -> None:
+    """Take a version out of its group (the model stays; its number is not reused); admin+.
+
+    Conflict (409) while its model is deployed, as for the whole group.
+    """
+    group = version.group
+    require_role(user=user, team=group.project.team, role=Role.ADMIN)
+    ModelGroup.objects.select_for_update().filter(id=group.id).first()
+    variant = selectors.model_endpoint_variant(model=version.model)
+    if variant is not None:
+        raise Conflict(f"version {version.version} of model group '{group.name}' (model '{version.model.name}') is "
+                       f"deployed on endpoint '{variant.endpoint.name}'; delete the endpoint first.")
+    audit(actor=user, verb="deleted model version", project=group.project, target=f"{group.name} v{version.version}",
+          data={"model_group": str(group.id), "version": version.version, "model": str(version.model_id)})
+    version.delete()

@@ -12,7 +12,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from studio.accounts.services import api_token_create
 from studio.datasets.models import Dataset
-from studio.registry.models import Model
+from studio.endpoints.models import AsyncInvocation, Endpoint, EndpointVariant, InvokeKey, TransformJob
+from studio.registry.models import Model, ModelGroup, ModelVersion
 from studio.training.models import TrainingJob
 from studio.tuning.models import TuningJob
 from tests.conftest import PASSWORD, api_client
@@ -45,11 +46,21 @@ def victims(world):
     tuning = TuningJob.objects.create(project=world.project, name="t", algorithm="linear-learner", dataset=dataset,
                                       objective_metric="validation:loss", objective_goal="minimize",
                                       strategy="random", max_jobs=1, max_parallel_jobs=1)
+    endpoint = Endpoint.objects.create(project=world.project, name="e", type="realtime")
+    EndpointVariant.objects.create(endpoint=endpoint, name="v", model=model)
+    key = InvokeKey.objects.create(endpoint=endpoint, name="k", prefix="sk", key_hash="0" * 64)
+    transform = TransformJob.objects.create(project=world.project, name="x", model=model, input_dataset=dataset)
+    invocation = AsyncInvocation.objects.create(endpoint=endpoint)
     token, _ = api_token_create(user=world.owner, name="owner's")
+    version = ModelVersion.objects.create(group=ModelGroup.objects.create(project=world.project, name="g"), version=1,
+                                          model=model)
     return {
         "project_id": world.project.id, "slug": world.team.slug, "dataset_id": dataset.id, "job_id": job.id,
         "model_id": model.id, "token_id": token.id, "username": world.member.username,
         "algorithm": "linear-learner", "tuning_job_id": tuning.id,
+        "endpoint_id": endpoint.id, "key_id": key.id,
+        "transform_job_id": transform.id, "invocation_id": invocation.id,
+        "group_id": version.group_id, "version": version.version,
     }
 
 
