@@ -48,6 +48,7 @@ from studio.endpoints.validation import (
     endpoint_validate,
 )
 from studio.live.publisher import publish
+from studio.registry.models import Model
 
 if TYPE_CHECKING:
     from studio.accounts.models import Project, User
@@ -143,6 +144,7 @@ def endpoint_create(*, user: User, project: Project, name: Any, type: Any, varia
     cleaned = endpoint_validate(project=project, name=name, type=type, variants=variants, serverless=serverless,
                                 autoscaling=autoscaling, async_config=async_config)
     with transaction.atomic():
+        _lock_models(cleaned["variants"])
         endpoint = Endpoint.objects.create(
             project=project, name=cleaned["name"], type=cleaned["type"], serverless=cleaned["serverless"],
             autoscaling=cleaned["autoscaling"], async_config=cleaned["async_config"], created_by=user,
@@ -185,6 +187,7 @@ def endpoint_update(*, user: User, endpoint: Endpoint, variants: Any = None, ser
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
+        _lock_models(new_variants or [])
         endpoint = Endpoint.objects.select_for_update().get(id=endpoint.id)
         model_changed = False
         if new_variants is not None:
@@ -225,6 +228,13 @@ def endpoint_update(*, user: User, endpoint: Endpoint, variants: Any = None, ser
         _routes_publish_on_commit(endpoint.id)
         transaction.on_commit(lambda: publish_endpoint(endpoint=endpoint))
     return endpoint
+
+
+def _lock_models(variants: list[dict[str, Any]]) -> None:
+    """Lock the served models' rows, as the registry's delete does: neither can slip in between check and write."""
+    ids = [spec["model"].id for spec in variants if spec.get("model") is not None]
+    if ids:
+        list(Model.objects.select_for_update().filter(id__in=ids).values_list("id", flat=True))
 
 
 def endpoint_delete(*, user: User, endpoint: Endpoint) -> None:
