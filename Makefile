@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# `make bench` also installs the `bench` extra (mlflow, the reference server); `make test` never does.
+BENCH_STAMP := $(VENV)/.installed-bench-stamp
 
 .PHONY: run test test-fast lint format bench migrate clean
 
@@ -11,6 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	@touch $(BENCH_STAMP)
 
 run: $(STAMP)
 	$(BIN)/python manage.py runstudio
@@ -38,7 +44,7 @@ format: $(STAMP)
 
 # Benchmarks are bench_*.py, so `make test` never collects them; each prints its ratio to scikit-learn
 # measured in the same run, and the session writes bench-results.json.
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	@data_dir=$$(mktemp -d); \
 	STUDIO_DATA_DIR=$$data_dir $(BIN)/python -m pytest tests/benchmarks -o python_files='bench_*.py' -q -s $(PYTEST_ARGS); \
 	status=$$?; rm -rf $$data_dir; exit $$status

@@ -188,7 +188,20 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Trials run on the training queue; orchestration (tuning advances, reconcilers) on default, so a
 # busy training worker never delays the decision of what to run next.
-CELERY_TASK_ROUTES = {"studio.training.tasks.training_job_run_task": {"queue": "training"}}
+CELERY_TASK_ROUTES = {
+    "studio.training.tasks.training_job_run_task": {"queue": "training"},
+    # Predictions (async invocations, batch transform steps) never wait behind a long training job.
+    "studio.endpoints.tasks.async_invocation_run_task": {"queue": "inference"},
+    "studio.endpoints.tasks.transform_job_plan_task": {"queue": "inference"},
+    "studio.endpoints.tasks.transform_part_run_task": {"queue": "inference"},
+    "studio.endpoints.tasks.transform_job_finalize_task": {"queue": "inference"},
+}
+# Async invocations: the largest request body accepted (an endpoint's async max_payload_mb may lower it),
+# and whether notification URLs may point at private, loopback or link-local addresses.
+STUDIO_ASYNC_MAX_PAYLOAD_MB = env_int("STUDIO_ASYNC_MAX_PAYLOAD_MB", 1024)
+STUDIO_NOTIFY_ALLOW_PRIVATE = env_bool("STUDIO_NOTIFY_ALLOW_PRIVATE", False)
+# Where clients reach the studio (https://studio.example.com): makes the URLs in notifications absolute.
+STUDIO_PUBLIC_URL = env_str("STUDIO_PUBLIC_URL", "")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A training job can run for hours: the broker must not hand an unacked job to another worker meanwhile.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("STUDIO_VISIBILITY_TIMEOUT", 12 * 3600)}
@@ -199,9 +212,36 @@ STUDIO_HEARTBEAT_TIMEOUT = env_int("STUDIO_HEARTBEAT_TIMEOUT", 120)
 STUDIO_WORKER_CONCURRENCY = env_int("STUDIO_WORKER_CONCURRENCY", 2)
 STUDIO_TUNING_RECONCILE_SECONDS = env_int("STUDIO_TUNING_RECONCILE_SECONDS", 10)
 STUDIO_PENDING_REQUEUE_SECONDS = env_int("STUDIO_PENDING_REQUEUE_SECONDS", 300)
+
+# --- endpoint runtime: the agent (manage.py runendpoints), its instance processes and the gateway -----
+# Unique per running agent; instances bind STUDIO_ENDPOINT_HOST and are reached at the advertised host
+# (set it to this host's address when gateways run on other hosts and the bind host is 0.0.0.0).
+STUDIO_ENDPOINT_AGENT_NAME = env_str("STUDIO_ENDPOINT_AGENT_NAME")
+STUDIO_ENDPOINT_HOST = env_str("STUDIO_ENDPOINT_HOST", "127.0.0.1")
+STUDIO_ENDPOINT_ADVERTISE_HOST = env_str("STUDIO_ENDPOINT_ADVERTISE_HOST")
+# Processes started before they are needed (numpy imported, server listening): a scale from zero only loads.
+STUDIO_ENDPOINT_WARM_SPARES = env_int("STUDIO_ENDPOINT_WARM_SPARES", 1)
+STUDIO_ENDPOINT_AGENT_MAX_INSTANCES = env_int("STUDIO_ENDPOINT_AGENT_MAX_INSTANCES", 16)
+STUDIO_ENDPOINT_START_TIMEOUT = env_int("STUDIO_ENDPOINT_START_TIMEOUT", 60)
+STUDIO_ENDPOINT_HEARTBEAT_SECONDS = env_int("STUDIO_ENDPOINT_HEARTBEAT_SECONDS", 3)
+STUDIO_ENDPOINT_HEARTBEAT_TIMEOUT = env_int("STUDIO_ENDPOINT_HEARTBEAT_TIMEOUT", 30)
+STUDIO_ENDPOINT_INSTANCE_THREADS = env_int("STUDIO_ENDPOINT_INSTANCE_THREADS", 1)
+# Gateway admission: requests one gateway process sends one instance at a time before answering 429.
+STUDIO_ENDPOINT_INSTANCE_MAX_INFLIGHT = env_int("STUDIO_ENDPOINT_INSTANCE_MAX_INFLIGHT", 4)
+STUDIO_ENDPOINT_COLD_START_TIMEOUT = env_int("STUDIO_ENDPOINT_COLD_START_TIMEOUT", 30)
+STUDIO_ENDPOINT_INVOKE_TIMEOUT = env_int("STUDIO_ENDPOINT_INVOKE_TIMEOUT", 60)
+STUDIO_ENDPOINT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 CELERY_BEAT_SCHEDULE = {
     "reconcile-training-jobs": {
         "task": "studio.training.tasks.training_jobs_reconcile_task",
+        "schedule": float(STUDIO_RECONCILE_SECONDS),
+    },
+    "reconcile-endpoints": {
+        "task": "studio.endpoints.tasks.endpoints_reconcile_task",
+        "schedule": float(STUDIO_TUNING_RECONCILE_SECONDS),
+    },
+    "reconcile-transform-jobs": {
+        "task": "studio.endpoints.tasks.transform_jobs_reconcile_task",
         "schedule": float(STUDIO_RECONCILE_SECONDS),
     },
     "reconcile-tuning-jobs": {

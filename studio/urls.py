@@ -4,13 +4,17 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from studio.endpoints.urls import transform_urlpatterns
+
 api_v1 = [
     path("", include("studio.accounts.api_urls")),
     path("", include("studio.core.api_urls")),
+    path("", include("studio.endpoints.async_urls")),
     path("projects/<uuid:project_id>/", include("studio.datasets.api_urls")),
     path("projects/<uuid:project_id>/", include("studio.training.api_urls")),
     path("projects/<uuid:project_id>/", include("studio.registry.api_urls")),
     path("projects/<uuid:project_id>/", include("studio.tuning.api_urls")),
+    path("projects/<uuid:project_id>/", include("studio.endpoints.transform_urls")),
     path("projects/<uuid:project_id>/", include("studio.endpoints.api_urls")),
 ]
 
@@ -25,5 +29,7 @@ urlpatterns = [
     path("projects/<uuid:project_id>/training/", include("studio.training.urls")),
     path("projects/<uuid:project_id>/tuning/", include("studio.tuning.urls")),
     path("projects/<uuid:project_id>/models/", include("studio.registry.urls")),
+    path("projects/<uuid:project_id>/endpoints/", include("studio.endpoints.urls")),
+    path("projects/<uuid:project_id>/transform-jobs/", include(transform_urlpatterns)),
     path("projects/<uuid:project_id>/algorithms/", include("studio.core.algorithm_urls")),
 ]

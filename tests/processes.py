@@ -1,4 +1,4 @@
-"""Start real studio processes (daphne, a Celery worker) against the test database, for tests
+"""Start real studio processes (uvicorn, a Celery worker, the endpoint agent) against the test database, for tests
 that must cross process boundaries the way production does."""
 
 from __future__ import annotations
@@ -71,10 +71,11 @@ def _stop(proc: subprocess.Popen) -> None:
 @contextmanager
 def celery_worker(log_path: Path, *, name: str = "test", env: dict[str, str] | None = None
                   ) -> Iterator[subprocess.Popen]:
-    """A real Celery worker (one process) consuming the training and default queues from the test's Redis."""
+    """A real Celery worker (one process) consuming the training, inference and default queues of the test's Redis."""
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "studio", "worker", "-Q", "training,default", "--pool", "solo",
+            [sys.executable, "-m", "celery", "-A", "studio", "worker", "-Q", "training,inference,default",
+             "--pool", "solo",
              "--loglevel", "INFO", "-n", f"{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle"],
             cwd=ROOT, env={**process_env(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
         )
@@ -85,12 +86,32 @@ def celery_worker(log_path: Path, *, name: str = "test", env: dict[str, str] | N
 
 
 @contextmanager
+def endpoint_agent(log_path: Path, *, name: str = "", env: dict[str, str] | None = None
+                   ) -> Iterator[subprocess.Popen]:
+    """The endpoint agent (manage.py runendpoints) against the test database and Redis; yields its process.
+
+    Its name is unique to this test process, so rows it claims are told apart from those of other agents.
+    """
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "runendpoints", "--name", name or f"test-agent-{os.getpid()}"],
+            cwd=ROOT, env={**process_env(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            yield proc
+        finally:
+            _stop(proc)
+
+
+@contextmanager
 def web_server(log_path: Path) -> Iterator[str]:
-    """daphne serving the studio's ASGI app (HTTP and websockets); yields its base URL."""
+    """uvicorn serving the studio's ASGI app (HTTP, websockets, the invocation gateway), as runstudio does;
+    yields its base URL."""
     port = free_port()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "studio.asgi:application"],
+            [sys.executable, "-m", "uvicorn", "studio.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+             "--no-access-log"],
             cwd=ROOT, env=process_env(), stdout=log, stderr=subprocess.STDOUT,
         )
         try:

@@ -1,7 +1,9 @@
-"""Start the whole studio: migrate, then the ASGI server, a Celery worker and beat, in one terminal.
+"""Start the whole studio: migrate, then the ASGI server, a Celery worker, beat and the endpoint agent, in one
+terminal.
 
 When REDIS_URL is unset, settings already started an embedded Redis in this process; the children
-get its URL, so Celery and Channels all talk to the one server this command owns. One Ctrl-C stops all.
+get its URL, so Celery, Channels, the gateway and the agent all talk to the one server this command owns.
+One Ctrl-C stops all.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from studio.core.env import env_int, env_str
 
 
 class Command(BaseCommand):
-    help = "Run web (daphne), Celery worker (queues training, default) and beat; embedded Redis if REDIS_URL is unset."
+    help = ("Run web (uvicorn), Celery worker (queues training, inference, default), beat and the endpoint agent; "
+            "embedded Redis if REDIS_URL is unset.")
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=env_str("STUDIO_HOST", "127.0.0.1"))
@@ -39,11 +42,16 @@ class Command(BaseCommand):
             env.setdefault(name, threads)
         python = sys.executable
         commands = {
-            "web": [python, "-m", "daphne", "-b", host, "-p", str(port), "studio.asgi:application"],
-            "worker": [python, "-m", "celery", "-A", "studio", "worker", "-Q", "training,default",
+            # uvicorn (uvloop + httptools) rather than daphne: the invocation gateway in studio.asgi is
+            # latency-bound, and daphne's Twisted stack costs several times more per request.
+            "web": [python, "-m", "uvicorn", "studio.asgi:application", "--host", host, "--port", str(port),
+                    "--no-access-log"],
+            "worker": [python, "-m", "celery", "-A", "studio", "worker", "-Q", "training,inference,default",
                        "--concurrency", str(concurrency), "--loglevel", "INFO", "-n", "worker@%h"],
             "beat": [python, "-m", "celery", "-A", "studio", "beat", "--loglevel", "INFO",
                      "-s", str(settings.DATA_DIR / "celerybeat-schedule")],
+            # Starts, drains and watches endpoint instance processes; autoscales; rolls up invocation metrics.
+            "endpoints": [python, str(settings.BASE_DIR / "manage.py"), "runendpoints"],
         }
         children: dict[str, subprocess.Popen] = {}
         stopping = False
@@ -77,7 +85,7 @@ class Command(BaseCommand):
                         break
                 time.sleep(0.5)
         finally:
-            self.stdout.write("\nStopping web, worker and beat…")
+            self.stdout.write("\nStopping web, worker, beat and the endpoint agent…")
             for proc in children.values():
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)

@@ -1,0 +1,635 @@
+"""The work of batch transform jobs: split the input into parts, predict each part, join the parts in order.
+
+A job runs as three kinds of Celery task (see tasks.py), all on the ``inference`` queue:
+
+1. ``plan`` reads the input dataset once, finds the byte range of every part (records that fit in
+   ``max_payload_mb``, at most :data:`PART_MAX_RECORDS`), stores the plan next to the job's files and
+   launches the first ``max_concurrent`` parts.
+2. ``part`` reads its byte range, predicts with the model (loaded once per worker process), writes its
+   output rows to storage, and, when it is counted as done, launches the next part not yet started:
+   at most ``max_concurrent`` parts run at once, without a chord or a lock held across tasks.
+3. ``finalize`` (launched by the part that completes the count) concatenates the parts in index order,
+   so the output follows the input order whatever order the parts finished in, and stores the result
+   as a new tabular dataset.
+
+Filters (``input_filter``, ``output_filter``) select columns of a row:
+
+- empty, ``$`` or ``$[*]``: every column;
+- ``$[i]``, ``$[i,j,...]``, ``$[a:b]``, ``$[a:]``, ``$[:b]`` or a mix such as ``$[0,2:4,-1]``: 0-based
+  column positions; slices leave out their end, negative positions count from the last column;
+- ``name1,name2``: columns by name (use positions for names holding a comma).
+
+Columns come out in the order the filter lists them. ``input_filter`` picks the input columns sent to
+the model (and joined to the output); ``output_filter`` picks from the output row, which is the joined
+input columns (``join_source: "input"``) followed by the prediction columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import re
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from studio.endpoints.models import TransformJob
+
+logger = logging.getLogger(__name__)
+
+# Progress is reported per part: a cap on records keeps parts small enough for a smooth progress bar.
+PART_MAX_RECORDS = 50_000
+# Worker processes keep this many loaded models (batch jobs of a few models alternate on one worker).
+PREDICTOR_CACHE_SIZE = 4
+CSV_FORMAT = "csv"
+JSONL_FORMAT = "jsonl"
+PREDICTED_PREFIX = "predicted_"
+READ_CHUNK = 1024 * 1024
+
+
+class FilterError(ValueError):
+    """A filter that does not parse, or that names a column the row does not have."""
+
+
+class TransformError(ValueError):
+    """The input or the model's answer cannot be turned into output rows; the message says where."""
+
+
+# --- filters --------------------------------------------------------------------------------------
+
+_INDEX_FILTER = re.compile(r"^\$\[(.*)\]$", re.DOTALL)
+_INT = re.compile(r"^-?\d+$")
+
+
+@dataclass(frozen=True)
+class ColumnFilter:
+    """A parsed filter: ``items`` are ints (positions), ``(start, stop)`` slices or names."""
+
+    text: str
+    items: tuple[int | str | tuple[int | None, int | None], ...]
+
+    def resolve(self, names: Sequence[str], *, field: str) -> list[int]:
+        """The positions in ``names`` that the filter selects, in filter order; FilterError naming ``field``."""
+        width = len(names)
+        out: list[int] = []
+        for item in self.items:
+            if isinstance(item, tuple):
+                out.extend(range(width)[slice(*item)])
+            elif isinstance(item, int):
+                position = item + width if item < 0 else item
+                if not 0 <= position < width:
+                    raise FilterError(f"{field} '{self.text}': position {item} is outside the {width} column(s) "
+                                      f"({', '.join(names)}).")
+                out.append(position)
+            else:
+                try:
+                    out.append(list(names).index(item))
+                except ValueError:
+                    raise FilterError(f"{field} '{self.text}': no column '{item}'; columns are "
+                                      f"{', '.join(names)}.") from None
+        if not out:
+            raise FilterError(f"{field} '{self.text}' selects no column of {', '.join(names)}.")
+        return out
+
+
+def parse_filter(text: str | None, *, field: str) -> ColumnFilter | None:
+    """Parse a filter (syntax in the module docstring).
+
+    Parameters
+    ----------
+    text : str or None
+        The filter as the user wrote it.
+    field : str
+        ``input_filter`` or ``output_filter``, named in error messages.
+
+    Returns
+    -------
+    ColumnFilter or None
+        None when the filter keeps every column.
+
+    Raises
+    ------
+    FilterError
+        The text is not a filter.
+    """
+    text = (text or "").strip()
+    if text in ("", "$", "$[*]"):
+        return None
+    match = _INDEX_FILTER.match(text)
+    if not match:
+        if text.startswith("$"):
+            raise FilterError(f"{field} '{text}': write positions as $[0,2] or $[1:], or list column names.")
+        names = [part.strip() for part in text.split(",")]
+        if any(not name for name in names):
+            raise FilterError(f"{field} '{text}': an empty column name; list names separated by commas.")
+        return ColumnFilter(text=text, items=tuple(names))
+    items: list[int | str | tuple[int | None, int | None]] = []
+    for raw in match.group(1).split(","):
+        part = raw.strip()
+        if ":" in part:
+            bounds = [b.strip() for b in part.split(":")]
+            if len(bounds) != 2 or any(b and not _INT.match(b) for b in bounds):
+                raise FilterError(f"{field} '{text}': '{part}' is not a slice such as 1:3, 2: or :4.")
+            items.append((int(bounds[0]) if bounds[0] else None, int(bounds[1]) if bounds[1] else None))
+        elif _INT.match(part):
+            items.append(int(part))
+        else:
+            raise FilterError(f"{field} '{text}': '{part}' is not a column position (0, 1, -1...) or a slice.")
+    return ColumnFilter(text=text, items=tuple(items))
+
+
+def select(positions: list[int] | None, row: Sequence[Any]) -> list[Any]:
+    """The cells of ``row`` at ``positions`` (every cell when None)."""
+    return list(row) if positions is None else [row[i] for i in positions]
+
+
+# --- splitting the input into parts ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Part:
+    index: int
+    offset: int  # bytes from the start of the file
+    length: int  # bytes
+    first: int  # 0-based index of the part's first record among all records
+    count: int  # records in the part
+
+    @property
+    def record_range(self) -> str:
+        """1-based, inclusive: how people count the records of a file."""
+        return f"records {self.first + 1}-{self.first + self.count}"
+
+
+@dataclass
+class Plan:
+    fmt: str
+    delimiter: str
+    columns: list[str]  # of the input, from the CSV header (or the text dataset's columns for JSONL)
+    parts: list[Part]
+
+    @property
+    def records_total(self) -> int:
+        return sum(part.count for part in self.parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fmt": self.fmt, "delimiter": self.delimiter, "columns": self.columns,
+                "parts": [[p.offset, p.length, p.first, p.count] for p in self.parts]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plan:
+        parts = [Part(index=i, offset=o, length=n, first=f, count=c) for i, (o, n, f, c) in enumerate(data["parts"])]
+        return cls(fmt=data["fmt"], delimiter=data["delimiter"], columns=list(data["columns"]), parts=parts)
+
+
+def _physical_records(fh: IO[bytes], *, fmt: str) -> Iterator[tuple[int, bytes]]:
+    """(byte offset, raw bytes) of each record of a binary file, blank lines included.
+
+    A CSV record ends at a line end outside quotes: doubled quotes inside a field count twice, so the
+    parity of the quote count tells whether a newline is inside a quoted field. JSON lines never
+    hold a raw newline, so each line is a record.
+    """
+    offset = 0
+    pending = b""
+    start = 0
+    inside = False
+    for line in fh:
+        if not pending:
+            start = offset
+        offset += len(line)
+        if fmt == CSV_FORMAT and line.count(b'"') % 2:
+            inside = not inside
+        pending += line
+        if not inside:
+            yield start, pending
+            pending = b""
+    if pending:
+        yield start, pending
+
+
+def plan_parts(fh: IO[bytes], *, fmt: str, delimiter: str, columns: list[str] | None, max_bytes: int,
+               max_records: int = PART_MAX_RECORDS, whole: bool = False) -> Plan:
+    """Split a stored input (binary, read once) into parts of whole records.
+
+    Parameters
+    ----------
+    fh : binary file
+        The input, read from its start.
+    fmt : str
+        ``csv`` (a header row gives the columns) or ``jsonl`` (``columns`` gives them).
+    delimiter : str
+        The CSV separator.
+    columns : list of str or None
+        Columns of a JSONL input.
+    max_bytes : int
+        Largest part, in bytes (max_payload_mb).
+    max_records : int
+        Most records in a part.
+    whole : bool
+        split_type "none": the entire input is one part, which must fit ``max_bytes``.
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    TransformError
+        An empty input, a record over ``max_bytes``, or a whole input over it.
+    """
+    records = _physical_records(fh, fmt=fmt)
+    if fmt == CSV_FORMAT:
+        try:
+            _, header = next(records)
+        except StopIteration:
+            raise TransformError("the input is empty: it has no header row.") from None
+        parsed = next(csv.reader(io.StringIO(header.decode("utf-8-sig")), delimiter=delimiter), [])
+        columns = [name.strip() for name in parsed]
+    parts: list[Part] = []
+    part_start, part_bytes, part_count, first = -1, 0, 0, 0
+
+    def close() -> None:
+        nonlocal part_start, part_bytes, part_count, first
+        if part_count:
+            parts.append(Part(index=len(parts), offset=part_start, length=part_bytes, first=first, count=part_count))
+            first += part_count
+        part_start, part_bytes, part_count = -1, 0, 0
+
+    for offset, raw in records:
+        if not raw.strip():
+            if part_count:
+                part_bytes += len(raw)  # a blank line inside a part is skipped when it is read
+            continue
+        if len(raw) > max_bytes:
+            raise TransformError(f"record {first + part_count + 1} is {len(raw):,} bytes, more than max_payload_mb "
+                                 f"({max_bytes // (1024 * 1024)} MB) allows.")
+        if part_count and not whole and (part_bytes + len(raw) > max_bytes or part_count >= max_records):
+            close()
+        if part_start < 0:
+            part_start = offset
+        part_bytes += len(raw)
+        part_count += 1
+        if whole and part_bytes > max_bytes:
+            raise TransformError(f"split_type 'none' sends the whole input as one request, and it is over "
+                                 f"max_payload_mb ({max_bytes // (1024 * 1024)} MB): use split_type 'line'.")
+    close()
+    return Plan(fmt=fmt, delimiter=delimiter, columns=list(columns or []), parts=parts)
+
+
+def read_part_rows(data: bytes, *, plan: Plan, part: Part) -> list[list[str]]:
+    """The records of a part (its bytes) as lists of cells in the input's column order; TransformError if unreadable."""
+    text = data.decode("utf-8-sig")
+    width = len(plan.columns)
+    rows: list[list[str]] = []
+    if plan.fmt == CSV_FORMAT:
+        for fields in csv.reader(io.StringIO(text, newline=""), delimiter=plan.delimiter):
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue
+            if len(fields) != width:
+                raise TransformError(f"record {part.first + len(rows) + 1} has {len(fields)} fields; the header "
+                                     f"has {width}.")
+            rows.append(fields)
+    else:
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TransformError(f"record {part.first + len(rows) + 1} is not valid JSON: {exc.msg}.") from None
+            if not isinstance(obj, dict):
+                raise TransformError(f"record {part.first + len(rows) + 1} is not a JSON object.")
+            rows.append(["" if obj.get(name) is None else str(obj.get(name)) for name in plan.columns])
+    if len(rows) != part.count:
+        raise TransformError(f"{part.record_range}: read {len(rows)} records where the plan counted {part.count}; "
+                             "was the input changed while the job ran?")
+    return rows
+
+
+# --- predictions as output columns ----------------------------------------------------------------
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+def flatten_prediction(prediction: Any) -> dict[str, Any]:
+    """One prediction (API.md per-record shape) as flat columns.
+
+    ``{label, probabilities: {c: p}}`` -> ``label, p_<c>...``; ``{projection: [..]}`` -> ``projection_0...``;
+    scalars stay as they are; anything nested deeper (neighbors, boxes) becomes a JSON cell.
+    """
+    if not isinstance(prediction, dict):
+        return {"prediction": _cell(prediction)}
+    out: dict[str, Any] = {}
+    for key, value in prediction.items():
+        if isinstance(value, dict) and all(not isinstance(v, dict | list) for v in value.values()):
+            prefix = "p_" if key == "probabilities" else f"{key}_"
+            for sub, inner in value.items():
+                out[f"{prefix}{sub}"] = _cell(inner)
+        elif isinstance(value, list) and value and all(isinstance(v, int | float) for v in value):
+            prefix = "p_" if key == "probabilities" else f"{key}_"
+            for i, inner in enumerate(value):
+                out[f"{prefix}{i}"] = _cell(inner)
+        else:
+            out[key] = _cell(value)
+    return out
+
+
+@dataclass
+class PartOutput:
+    columns: list[str]
+    rows: int
+
+
+def write_output_rows(out: IO[str], *, input_columns: list[str], input_rows: list[list[str]],
+                      predictions: list[Any], join: bool, output_filter: ColumnFilter | None) -> PartOutput:
+    """Write one CSV row per record (no header) and return the columns written.
+
+    Prediction columns whose names clash with joined input columns get the ``predicted_`` prefix.
+    """
+    flat = [flatten_prediction(p) for p in predictions]
+    prediction_names: dict[str, None] = {}
+    for record in flat:
+        prediction_names.update(dict.fromkeys(record))
+    taken = set(input_columns) if join else set()
+    renamed = [f"{PREDICTED_PREFIX}{name}" if name in taken else name for name in prediction_names]
+    columns = [*(input_columns if join else []), *renamed]
+    positions = output_filter.resolve(columns, field="output_filter") if output_filter else None
+    writer = csv.writer(out, lineterminator="\n")
+    keys = list(prediction_names)
+    for row, record in zip(input_rows, flat, strict=True):
+        values = [record.get(key, "") for key in keys]
+        full = [*row, *values] if join else values
+        writer.writerow(select(positions, full))
+    return PartOutput(columns=select(positions, columns), rows=len(flat))
+
+
+# --- the model, loaded once per worker process ------------------------------------------------------
+
+_cache_lock = threading.Lock()
+_predictors: OrderedDict[str, Any] = OrderedDict()
+
+
+def predictor_for(model: Any, *, loader: Callable[[Any], Any] | None = None) -> Any:
+    """The Predictor of a registry model, from this process's LRU cache (keyed by model id)."""
+    key = str(model.id)
+    with _cache_lock:
+        if key in _predictors:
+            _predictors.move_to_end(key)
+            return _predictors[key]
+    predictor = (loader or _load_predictor)(model)
+    with _cache_lock:
+        _predictors[key] = predictor
+        _predictors.move_to_end(key)
+        while len(_predictors) > PREDICTOR_CACHE_SIZE:
+            _predictors.popitem(last=False)
+    return predictor
+
+
+def predictor_cache_clear() -> None:
+    """Forget every loaded model of this process (tests; a worker never needs it)."""
+    with _cache_lock:
+        _predictors.clear()
+
+
+def _load_predictor(model: Any) -> Any:
+    from studio.endpoints.predictions import Predictor
+    from studio.registry.services import model_local_dir
+
+    with model_local_dir(model=model) as directory:
+        return Predictor.from_directory(directory, feature_names=list(model.feature_names or []))
+
+
+def model_records(rows: list[list[str]], *, names: list[str], text_input: bool) -> list[Any]:
+    """Input rows as the records a Predictor takes: ``{column: cell}``, or the ``text`` cell for text models."""
+    if text_input:
+        position = names.index("text") if "text" in names else 0
+        return [row[position] for row in rows]
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def predict_rows(predictor: Any, records: list[Any], *, single_record: bool,
+                 should_stop: Callable[[], bool] | None = None) -> list[Any]:
+    """Predictions for every record, one request-equivalent per record (single) or all at once (multi)."""
+    if not single_record:
+        return list(predictor.predict_records(records))
+    out: list[Any] = []
+    for i, record in enumerate(records):
+        if should_stop is not None and i % 1000 == 0 and should_stop():
+            raise InterruptedError
+        out.extend(predictor.predict_records([record]))
+    return out
+
+
+# --- Django glue: the three steps of a job ------------------------------------------------------------
+
+
+def job_prefix(job: TransformJob) -> str:
+    """Where a job keeps its plan and parts in storage."""
+    return f"projects/{job.project_id}/transforms/{job.id}/"
+
+
+def plan_name(job: TransformJob) -> str:
+    """The stored plan (JSON) of a job."""
+    return job_prefix(job) + "plan.json"
+
+
+def part_name(job: TransformJob, index: int) -> str:
+    """The stored output rows (CSV, no header) of part ``index``."""
+    return f"{job_prefix(job)}parts/{index:05d}.csv"
+
+
+def part_marker_name(job: TransformJob, index: int) -> str:
+    """The marker of a counted part: JSON ``{columns, rows}``, written once under the job's row lock."""
+    return f"{job_prefix(job)}parts/{index:05d}.done.json"
+
+
+def input_format(dataset: Any) -> tuple[str, str, list[str] | None]:
+    """(format, delimiter, columns for JSONL) of a dataset's stored file."""
+    profile = dataset.profile or {}
+    fmt = JSONL_FORMAT if profile.get("format") == JSONL_FORMAT else CSV_FORMAT
+    columns = None if fmt == CSV_FORMAT else (dataset.column_names or ["text"])
+    return fmt, profile.get("delimiter") or ",", columns
+
+
+def run_plan(*, job_id: Any) -> str:
+    """Claim a pending job, split its input, store the plan and launch the first parts."""
+    from studio.core.storage import storage_open
+    from studio.endpoints import transforms
+
+    job = transforms.transform_job_claim(job_id=job_id)
+    if job is None:
+        return "not pending"
+    try:
+        dataset = job.input_dataset
+        if dataset is None:
+            raise TransformError("the input dataset was deleted.")
+        fmt, delimiter, columns = input_format(dataset)
+        with storage_open(dataset.file) as fh:
+            plan = plan_parts(fh, fmt=fmt, delimiter=delimiter, columns=columns,
+                              max_bytes=job.max_payload_mb * 1024 * 1024, max_records=PART_MAX_RECORDS,
+                              whole=job.split_type == "none")
+        if not plan.parts:
+            raise TransformError("the input dataset has no records.")
+        input_filter = parse_filter(job.input_filter, field="input_filter")
+        if input_filter is not None:
+            input_filter.resolve(plan.columns, field="input_filter")
+        _save_json(plan_name(job), plan.to_json())
+    except (TransformError, FilterError, OSError, UnicodeDecodeError) as exc:
+        transforms.transform_job_fail(job_id=job.id, reason=f"Could not read the input: {exc}")
+        return "failed"
+    except Exception as exc:
+        logger.exception("transform job %s: splitting the input failed", job_id)
+        transforms.transform_job_fail(job_id=job.id, reason=f"Splitting the input failed: {type(exc).__name__}: {exc}")
+        return "failed"
+    transforms.transform_job_planned(job=job, records_total=plan.records_total, parts_total=len(plan.parts))
+    return "planned"
+
+
+def run_part(*, job_id: Any, index: int) -> str:
+    """Predict one part and store its rows; count it done (once) and launch what comes next."""
+    from studio.core.storage import storage_open
+    from studio.endpoints import transforms
+
+    job = transforms.transform_job_running(job_id=job_id)
+    if job is None:
+        return "not running"
+    plan = Plan.from_json(_load_json(plan_name(job)))
+    part = plan.parts[index]
+    try:
+        if job.input_dataset is None or job.model is None:
+            raise TransformError(f"the {'input dataset' if job.input_dataset is None else 'model'} was deleted "
+                                 "while the job ran.")
+        with storage_open(job.input_dataset.file) as fh:
+            fh.seek(part.offset)
+            data = fh.read(part.length)
+        rows = read_part_rows(data, plan=plan, part=part)
+        input_filter = parse_filter(job.input_filter, field="input_filter")
+        positions = input_filter.resolve(plan.columns, field="input_filter") if input_filter else None
+        names = select(positions, plan.columns)
+        selected = [select(positions, row) for row in rows] if positions is not None else rows
+        predictor = predictor_for(job.model)
+        text_input = _text_model(job.model)
+        records = model_records(selected, names=names, text_input=text_input)
+        predictions = predict_rows(predictor, records, single_record=job.batch_strategy == "single_record",
+                                   should_stop=lambda: not transforms.transform_job_is_running(job_id=job.id))
+        if len(predictions) != len(records):
+            raise TransformError(f"the model answered {len(predictions)} predictions for {len(records)} records.")
+        with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, mode="w+b") as spool:
+            text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+            output = write_output_rows(text, input_columns=names, input_rows=selected, predictions=predictions,
+                                       join=job.join_source == "input",
+                                       output_filter=parse_filter(job.output_filter, field="output_filter"))
+            text.flush()
+            _save_stream(part_name(job, index), spool)
+            text.detach()
+    except InterruptedError:
+        return "stopped"
+    except Exception as exc:  # every failure of a part fails the job with the part's record range
+        if not isinstance(exc, TransformError | FilterError | ValueError | OSError):
+            logger.exception("transform job %s part %s failed", job_id, index)
+        transforms.transform_job_fail(job_id=job.id, reason=f"Part {index + 1} ({part.record_range}): {exc}")
+        return "failed"
+    transforms.transform_part_done(job_id=job.id, index=index, records=part.count,
+                                   marker={"columns": output.columns, "rows": output.rows})
+    return "done"
+
+
+def run_finalize(*, job_id: Any) -> str:
+    """Concatenate the parts in order into a new dataset and complete the job."""
+    from studio.core.storage import storage_open
+    from studio.endpoints import transforms
+
+    job = transforms.transform_job_running(job_id=job_id)
+    if job is None:
+        return "not running"
+    if job.parts_total is None or job.parts_done < job.parts_total:
+        return "parts missing"
+    try:
+        markers = [_load_json(part_marker_name(job, i)) for i in range(job.parts_total)]
+        columns: list[str] = []
+        for marker in markers:
+            columns.extend(c for c in marker["columns"] if c not in columns)
+        with tempfile.NamedTemporaryFile(suffix=".csv") as tmp:
+            header = io.StringIO()
+            csv.writer(header, lineterminator="\n").writerow(columns)
+            tmp.write(header.getvalue().encode())
+            rows = 0
+            for i, marker in enumerate(markers):
+                with storage_open(part_name(job, i)) as src:
+                    if marker["columns"] == columns:
+                        _copy(src, tmp)
+                    else:
+                        _remap(src, tmp, have=marker["columns"], want=columns)
+                rows += int(marker["rows"])
+            tmp.flush()
+            dataset = transforms.transform_output_dataset_create(job=job, path=tmp.name, rows=rows)
+    except Exception as exc:
+        logger.exception("transform job %s: joining the parts failed", job_id)
+        transforms.transform_job_fail(job_id=job.id, reason=f"Joining the output parts failed: {exc}")
+        return "failed"
+    transforms.transform_job_complete(job=job, output_dataset=dataset)
+    return "completed"
+
+
+def _copy(src: IO[bytes], dst: IO[bytes]) -> None:
+    while block := src.read(READ_CHUNK):
+        dst.write(block)
+
+
+def _remap(src: IO[bytes], dst: IO[bytes], *, have: list[str], want: list[str]) -> None:
+    """Rows of a part whose predictions lacked some columns, padded into the union of all parts' columns."""
+    position = {name: i for i, name in enumerate(have)}
+    reader = csv.reader(io.TextIOWrapper(src, encoding="utf-8", newline=""))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in reader:
+        writer.writerow([row[position[name]] if name in position else "" for name in want])
+        if out.tell() > READ_CHUNK:
+            dst.write(out.getvalue().encode())
+            out.seek(0)
+            out.truncate()
+    dst.write(out.getvalue().encode())
+
+
+def _text_model(model: Any) -> bool:
+    from algorithms import UnknownAlgorithm, get_algorithm
+
+    try:
+        return get_algorithm(model.algorithm).input == "text"
+    except UnknownAlgorithm:
+        return False
+
+
+def _save_stream(name: str, fh: IO[bytes]) -> None:
+    from django.core.files import File
+    from django.core.files.storage import default_storage
+
+    from studio.core.storage import storage_delete
+
+    storage_delete(name)  # a retried part rewrites the same name instead of getting a suffixed copy
+    fh.seek(0)
+    default_storage.save(name, File(fh, name=name.rsplit("/", 1)[-1]))
+
+
+def _save_json(name: str, data: dict[str, Any]) -> None:
+    _save_stream(name, io.BytesIO(json.dumps(data).encode()))
+
+
+def _load_json(name: str) -> dict[str, Any]:
+    from studio.core.storage import storage_open
+
+    with storage_open(name) as fh:
+        return json.loads(fh.read().decode("utf-8"))

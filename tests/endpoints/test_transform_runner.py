@@ -1,0 +1,356 @@
+"""Batch transform: filters, splitting into parts, and whole jobs run in this process, parts in any order.
+
+Outputs are compared with the model's own Predictor on the same rows (the reference), so a row out of
+place, lost or doubled shows up as a mismatch.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import uuid
+
+import numpy as np
+import pytest
+from django.core.files.storage import default_storage
+
+from studio.core.storage import storage_open, storage_save_stream
+from studio.datasets.models import Dataset
+from studio.endpoints import transform_runner, transforms
+from studio.endpoints.models import TransformJob, TransformStatus
+from studio.endpoints.predictions import Predictor
+from studio.endpoints.transform_runner import (
+    FilterError,
+    TransformError,
+    flatten_prediction,
+    parse_filter,
+    plan_parts,
+    predictor_cache_clear,
+)
+from studio.registry.models import Model
+from studio.registry.services import model_artifacts_store, model_create
+from tests.conftest import csv_bytes
+from tests.training.factories import dataset_from_csv
+
+# --- filters and splitting (no database) -------------------------------------------------------------
+
+NAMES = ["id", "f1", "f2", "f3", "y"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("", None), ("$", None), ("$[*]", None),
+    ("$[1:4]", [1, 2, 3]), ("$[1:]", [1, 2, 3, 4]), ("$[:2]", [0, 1]), ("$[0,2]", [0, 2]), ("$[-1]", [4]),
+    ("$[0, 2:4, -1]", [0, 2, 3, 4]), ("$[3,0]", [3, 0]), ("f3, id", [3, 0]),
+])
+def test_it_selects_columns_by_position_slice_or_name(text, expected):
+    parsed = parse_filter(text, field="input_filter")
+    assert (None if parsed is None else parsed.resolve(NAMES, field="input_filter")) == expected
+
+
+@pytest.mark.parametrize("text", ["$[a]", "$[1:2:3]", "$.x", "a,,b", "$[1.5]"])
+def test_it_refuses_a_filter_that_does_not_parse(text):
+    with pytest.raises(FilterError, match="input_filter"):
+        parse_filter(text, field="input_filter")
+
+
+@pytest.mark.parametrize(("text", "message"), [("$[7]", "position 7 is outside"), ("nope", "no column 'nope'"),
+                                               ("$[9:]", "selects no column")])
+def test_it_names_the_column_a_filter_cannot_find(text, message):
+    with pytest.raises(FilterError, match=message):
+        parse_filter(text, field="output_filter").resolve(NAMES, field="output_filter")
+
+
+def test_it_splits_on_records_not_on_newlines_inside_quotes():
+    content = b'a,b\n1,"two\nlines"\n\n3,"say ""hi"""\n4,x\n'
+    plan = plan_parts(io.BytesIO(content), fmt="csv", delimiter=",", columns=None, max_bytes=1024, max_records=2)
+    assert plan.columns == ["a", "b"]
+    assert [(p.first, p.count) for p in plan.parts] == [(0, 2), (2, 1)]
+    rows = [transform_runner.read_part_rows(content[p.offset:p.offset + p.length], plan=plan, part=p)
+            for p in plan.parts]
+    assert rows == [[["1", "two\nlines"], ["3", 'say "hi"']], [["4", "x"]]]
+
+
+def test_it_fills_parts_up_to_the_byte_limit_and_refuses_a_record_too_large():
+    rows = [[i, "x" * 10] for i in range(100)]
+    content = csv_bytes(rows, ["i", "s"])
+    plan = plan_parts(io.BytesIO(content), fmt="csv", delimiter=",", columns=None, max_bytes=100)
+    assert all(p.length <= 100 for p in plan.parts) and plan.records_total == 100
+    assert [p.first for p in plan.parts] == np.cumsum([0] + [p.count for p in plan.parts[:-1]]).tolist()
+    with pytest.raises(TransformError, match="record 1 is"):
+        plan_parts(io.BytesIO(b"i,s\n" + b"1," + b"y" * 200 + b"\n"), fmt="csv", delimiter=",", columns=None,
+                   max_bytes=100)
+    with pytest.raises(TransformError, match="split_type 'none'"):
+        plan_parts(io.BytesIO(content), fmt="csv", delimiter=",", columns=None, max_bytes=100, whole=True)
+    whole = plan_parts(io.BytesIO(content), fmt="csv", delimiter=",", columns=None, max_bytes=10_000, whole=True)
+    assert [(p.first, p.count) for p in whole.parts] == [(0, 100)]
+
+
+def test_it_flattens_each_prediction_shape_into_columns():
+    assert flatten_prediction({"label": "yes", "probabilities": {"no": 0.2, "yes": 0.8}}) == {
+        "label": "yes", "p_no": 0.2, "p_yes": 0.8}
+    assert flatten_prediction({"projection": [1.0, 2.0]}) == {"projection_0": 1.0, "projection_1": 2.0}
+    assert flatten_prediction({"score": 0.5, "anomaly": True}) == {"score": 0.5, "anomaly": "true"}
+    knn = flatten_prediction({"score": 1.0, "neighbors": [{"index": 3, "distance": 0.1, "score": 2.0}]})
+    assert json.loads(knn["neighbors"]) == [{"index": 3, "distance": 0.1, "score": 2.0}]
+
+
+# --- whole jobs ----------------------------------------------------------------------------------------
+
+
+def registry_model(world, models, name: str) -> Model:
+    """A registry model whose artifacts are really stored, from the session's saved models."""
+    fitted = models(name)
+    model_id = uuid.uuid4()
+    artifacts = model_artifacts_store(project=world.project, model_id=model_id, directory=fitted.directory)
+    predictor = Predictor.from_directory(fitted.directory)
+    return model_create(project=world.project, model_id=model_id, name=name, algorithm=predictor.algorithm,
+                        artifacts=artifacts, feature_names=predictor.input_names, created_by=world.member)
+
+
+def numeric_rows(n: int, seed: int = 0) -> list[list]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)).round(4)
+    return [[f"r{i}", *x[i].tolist(), round(float(x[i].sum()), 4)] for i in range(n)]
+
+
+class Steps:
+    """Collects what the services hand to the queue and runs it here, in FIFO or shuffled order."""
+
+    def __init__(self, monkeypatch):
+        self.queue: list[tuple[str, str, int | None]] = []
+        self.ran: list[tuple[str, int | None]] = []
+        monkeypatch.setattr(transforms, "transform_task_send",
+                            lambda step, job_id, index=None: self.queue.append((step, str(job_id), index)))
+
+    def run(self, *, shuffle: bool = False, seed: int = 0) -> None:
+        rng = random.Random(seed)
+        while self.queue:
+            self.run_one(*self.queue.pop(rng.randrange(len(self.queue)) if shuffle else 0))
+
+    def run_one(self, step: str, job_id: str, index: int | None) -> None:
+        self.ran.append((step, index))
+        if step == "plan":
+            transform_runner.run_plan(job_id=job_id)
+        elif step == "part":
+            transform_runner.run_part(job_id=job_id, index=index)
+        else:
+            transform_runner.run_finalize(job_id=job_id)
+
+
+@pytest.fixture
+def steps(monkeypatch):
+    predictor_cache_clear()
+    return Steps(monkeypatch)
+
+
+def create(world, model, dataset, **kwargs) -> TransformJob:
+    return transforms.transform_job_create(user=world.member, project=world.project, model=model.id,
+                                           input_dataset=dataset.id, **kwargs)
+
+
+def output_rows(job: TransformJob) -> tuple[list[str], list[list[str]]]:
+    job.refresh_from_db()
+    assert job.status == TransformStatus.COMPLETED, job.failure_reason
+    with storage_open(job.output_dataset.file) as fh:
+        rows = list(csv.reader(io.TextIOWrapper(fh, encoding="utf-8", newline="")))
+    return rows[0], rows[1:]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_predicts_every_record_in_input_order_whatever_order_parts_finish(world, models, steps, monkeypatch):
+    monkeypatch.setattr(transform_runner, "PART_MAX_RECORDS", 7)
+    rows = numeric_rows(60)
+    dataset = dataset_from_csv(world.project, name="numbers", content=csv_bytes(rows, ["id", "f1", "f2", "f3", "y"]))
+    model = registry_model(world, models, "regressor")
+    job = create(world, model, dataset, name="nightly", max_concurrent=32)
+    steps.run(shuffle=True, seed=3)
+    parts = [index for step, index in steps.ran if step == "part"]
+    assert sorted(parts) == list(range(9)) and parts != sorted(parts)  # all 9 parts, out of order
+
+    header, out = output_rows(job)
+    reference = Predictor.from_directory(models("regressor").directory).predict_records(
+        [dict(zip(["f1", "f2", "f3"], r[1:4], strict=True)) for r in rows])
+    assert header == ["score"]
+    np.testing.assert_allclose([float(r[0]) for r in out], [p["score"] for p in reference], rtol=1e-9)
+    job.refresh_from_db()
+    assert (job.records_total, job.records_done, job.parts_total, job.parts_done) == (60, 60, 9, 9)
+    assert transforms.transform_job_progress(job) == 1.0
+    output = job.output_dataset
+    assert output.name == "nightly-output" and output.rows == 60 and output.status == "ready"
+    assert output.column_names == ["score"] and output.profile["columns"][0]["dtype"] in ("float", "int")
+    assert not default_storage.exists(transform_runner.part_name(job, 0))  # parts are removed once joined
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_never_runs_more_parts_than_max_concurrent(world, models, steps, monkeypatch):
+    monkeypatch.setattr(transform_runner, "PART_MAX_RECORDS", 5)
+    dataset = dataset_from_csv(world.project, name="numbers",
+                               content=csv_bytes(numeric_rows(30), ["id", "f1", "f2", "f3", "y"]))
+    job = create(world, registry_model(world, models, "regressor"), dataset, max_concurrent=2)
+    most = 0
+    while steps.queue:
+        most = max(most, sum(1 for step, _, _ in steps.queue if step == "part"))
+        steps.run_one(*steps.queue.pop(0))
+    assert most == 2
+    assert len(output_rows(job)[1]) == 30
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_joins_the_input_and_applies_both_filters(world, models, steps):
+    rows = numeric_rows(12)
+    dataset = dataset_from_csv(world.project, name="numbers", content=csv_bytes(rows, ["id", "f1", "f2", "f3", "y"]))
+    model = registry_model(world, models, "regressor")
+    joined = create(world, model, dataset, name="joined", join_source="input", input_filter="$[1:4]")
+    picked = create(world, model, dataset, name="picked", join_source="input", input_filter="f1,f2,f3",
+                    output_filter="$[0,-1]")
+    steps.run()
+    header, out = output_rows(joined)
+    assert header == ["f1", "f2", "f3", "score"]
+    assert [r[:3] for r in out] == [[str(v) for v in r[1:4]] for r in rows]
+    header2, out2 = output_rows(picked)
+    assert header2 == ["f1", "score"] and [[r[0], r[3]] for r in out] == out2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_single_record_and_multi_record_give_the_same_rows(world, models, steps):
+    rows = [[a, b, c, "Paris" if a > 0 else "Lyon"] for a, b, c, *_ in [r[1:] for r in numeric_rows(20)]]
+    dataset = dataset_from_csv(world.project, name="mixed", content=csv_bytes(rows, ["x1", "x2", "unused", "city"]))
+    model = registry_model(world, models, "logistic")
+    single = create(world, model, dataset, name="single", batch_strategy="single_record", join_source="input")
+    multi = create(world, model, dataset, name="multi", batch_strategy="multi_record", split_type="none",
+                   join_source="input")
+    steps.run()
+    header, out = output_rows(single)
+    assert header == ["x1", "x2", "unused", "city", "label", "p_no", "p_yes"]
+    assert output_rows(multi) == (header, out)
+    reference = Predictor.from_directory(models("logistic").directory).predict_records(
+        [{"x1": r[0], "x2": r[1], "city": r[3]} for r in rows])
+    assert [r[4] for r in out] == [p["label"] for p in reference]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_runs_a_text_model_on_a_jsonl_text_dataset(world, models, steps):
+    texts = ["apple pear plum", "engine brake gear", "banana cherry", "wheel tyre"]
+    content = ("\n".join(json.dumps({"text": t, "label": "?"}) for t in texts) + "\n").encode()
+    stored, size, _ = storage_save_stream(name=f"projects/{world.project.id}/datasets/t.jsonl",
+                                            stream=io.BytesIO(content))
+    dataset = Dataset.objects.create(project=world.project, name="texts", kind="text", status="ready", file=stored,
+                                     size_bytes=size, rows=4, profile={"format": "jsonl"},
+                                     columns=[{"name": "text", "dtype": "string"},
+                                              {"name": "label", "dtype": "string"}])
+    job = create(world, registry_model(world, models, "text-classification"), dataset, join_source="input",
+                 output_filter="text,label")
+    steps.run()
+    # The input has a label column, so the prediction's label comes out as predicted_label.
+    assert output_rows(job)[0] == ["text", "label"]
+    job2 = create(world, job.model, dataset, name="preds", join_source="input", output_filter="text,predicted_label")
+    steps.run()
+    assert [r[0] for r in output_rows(job2)[1]] == texts
+    expected = models("text-classification").estimator.predict(texts).tolist()
+    assert [r[1] for r in output_rows(job2)[1]] == expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bad_record_fails_the_job_naming_its_part_and_records(world, models, steps, monkeypatch):
+    monkeypatch.setattr(transform_runner, "PART_MAX_RECORDS", 4)
+    rows = numeric_rows(10)
+    rows[6][2] = "lots"
+    dataset = dataset_from_csv(world.project, name="numbers", content=csv_bytes(rows, ["id", "f1", "f2", "f3", "y"]))
+    job = create(world, registry_model(world, models, "regressor"), dataset, max_concurrent=1)
+    steps.run()
+    job.refresh_from_db()
+    assert job.status == TransformStatus.FAILED and job.output_dataset is None
+    assert job.failure_reason.startswith("Part 2 (records 5-8):") and "'f2' must be a number" in job.failure_reason
+    assert ("part", 2) not in steps.ran  # nothing more starts once a part failed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_output_filter_naming_no_column_fails_with_the_columns(world, models, steps):
+    dataset = dataset_from_csv(world.project, name="numbers",
+                               content=csv_bytes(numeric_rows(5), ["id", "f1", "f2", "f3", "y"]))
+    job = create(world, registry_model(world, models, "regressor"), dataset, output_filter="label")
+    steps.run()
+    job.refresh_from_db()
+    assert job.status == TransformStatus.FAILED
+    assert "output_filter 'label': no column 'label'; columns are score" in job.failure_reason
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stopped_job_starts_no_further_part_and_makes_no_dataset(world, models, steps, monkeypatch):
+    monkeypatch.setattr(transform_runner, "PART_MAX_RECORDS", 5)
+    dataset = dataset_from_csv(world.project, name="numbers",
+                               content=csv_bytes(numeric_rows(30), ["id", "f1", "f2", "f3", "y"]))
+    job = create(world, registry_model(world, models, "regressor"), dataset, max_concurrent=1)
+    transform_runner.run_plan(job_id=steps.queue.pop(0)[1])
+    _, job_id, index = steps.queue.pop(0)
+    transform_runner.run_part(job_id=job_id, index=index)
+    transforms.transform_job_stop(user=world.member, job=job)
+    steps.run()
+    job.refresh_from_db()
+    assert job.status == TransformStatus.STOPPED and job.parts_done == 1 and job.output_dataset is None
+    assert steps.ran == [("part", 1)] and transform_runner.run_part(job_id=job.id, index=1) == "not running"
+    assert not Dataset.objects.filter(name__endswith="-output").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_part_run_twice_is_counted_once(world, models, steps, monkeypatch):
+    monkeypatch.setattr(transform_runner, "PART_MAX_RECORDS", 5)
+    dataset = dataset_from_csv(world.project, name="numbers",
+                               content=csv_bytes(numeric_rows(15), ["id", "f1", "f2", "f3", "y"]))
+    job = create(world, registry_model(world, models, "regressor"), dataset, max_concurrent=1)
+    transform_runner.run_plan(job_id=steps.queue.pop(0)[1])
+    _, job_id, index = steps.queue.pop(0)
+    transform_runner.run_part(job_id=job_id, index=index)
+    transform_runner.run_part(job_id=job_id, index=index)  # a redelivered message
+    job.refresh_from_db()
+    assert (job.parts_done, job.records_done) == (1, 5) and [s[2] for s in steps.queue] == [1]
+    steps.run()
+    assert len(output_rows(job)[1]) == 15
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_tasks_run_a_job_on_a_worker_in_this_process(world, models, monkeypatch):
+    from studio.endpoints import tasks
+
+    predictor_cache_clear()
+    task_of = {"plan": tasks.transform_job_plan_task, "part": tasks.transform_part_run_task,
+               "finalize": tasks.transform_job_finalize_task}
+    monkeypatch.setattr(transforms, "transform_task_send", lambda step, job_id, index=None: task_of[step].apply(
+        args=[str(job_id)] if index is None else [str(job_id), index]))
+    dataset = dataset_from_csv(world.project, name="numbers",
+                               content=csv_bytes(numeric_rows(8), ["id", "f1", "f2", "f3", "y"]))
+    job = create(world, registry_model(world, models, "regressor"), dataset)
+    assert len(output_rows(job)[1]) == 8
+
+
+def test_it_loads_each_model_once_per_process():
+    loads = []
+
+    class Fake:
+        def __init__(self, i):
+            self.id = i
+
+    predictor_cache_clear()
+    for i in [1, 2, 1, 1, 2]:
+        transform_runner.predictor_for(Fake(i), loader=lambda m: loads.append(m.id) or object())
+    assert loads == [1, 2]
+    for i in range(3, 3 + transform_runner.PREDICTOR_CACHE_SIZE):
+        transform_runner.predictor_for(Fake(i), loader=lambda m: loads.append(m.id) or object())
+    transform_runner.predictor_for(Fake(1), loader=lambda m: loads.append(m.id) or object())
+    assert loads[-1] == 1  # the least recently used model was evicted
+    predictor_cache_clear()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_output_is_profiled_on_its_first_rows(world, models, steps, monkeypatch):
+    monkeypatch.setattr(transforms, "PROFILE_MAX_ROWS", 5)
+    dataset = dataset_from_csv(world.project, name="numbers",
+                               content=csv_bytes(numeric_rows(12), ["id", "f1", "f2", "f3", "y"]))
+    job = create(world, registry_model(world, models, "regressor"), dataset, join_source="input")
+    steps.run()
+    assert len(output_rows(job)[1]) == 12
+    output = job.output_dataset
+    assert output.rows == 12 and output.profile["rows"] == 12 and output.profile["profiled_rows"] == 5
+    assert output.column_names == ["id", "f1", "f2", "f3", "y", "score"]
