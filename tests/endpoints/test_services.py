@@ -297,6 +297,11 @@ def test_it_test_invokes_through_an_in_service_instance(world, fake_instance):
     status, body = services.endpoint_test_invoke(user=world.member, endpoint=endpoint, content_type="application/json",
                                                  body=b'{"instances": [[1, 2], [3, 4]]}')
     assert status == 200 and json.loads(body)["predictions"] == [{"score": 1.0}, {"score": 1.0}]
+    from studio.endpoints.metrics import take_counts
+
+    variant = endpoint.variants.get()
+    counted = take_counts(redis.Redis.from_url(settings.REDIS_URL), [variant.id])[variant.id]
+    assert counted.invocations == 1 and counted.errors == 0  # shown on the charts like gateway traffic
     status, body = services.endpoint_test_invoke(user=world.member, endpoint=endpoint, body=b'{"rows": 1}',
                                                  content_type="application/json")
     assert status == 400 and "instances must be a list" in body.decode()
