@@ -355,30 +355,8 @@
   }
 
   // --- panel (status, variants, instances) ---
-  var panelBusy = false, panelAgain = false, panelTimer = null;
-  function refreshPanel() {
-    panelTimer = null;
-    if (panelBusy) { panelAgain = true; return; }
-    panelBusy = true;
-    fetch(root.dataset.panelUrl, { credentials: "same-origin", headers: { "HX-Request": "true" } })
-      .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) {
-        var current = document.getElementById("endpoint-panel");
-        if (!html || !current) return;
-        var tpl = document.createElement("template");
-        tpl.innerHTML = html.trim();
-        var fresh = tpl.content.firstElementChild;
-        if (fresh) current.replaceWith(fresh);
-      })
-      .catch(function () { /* the next event or a reload shows the panel */ })
-      .then(function () {
-        panelBusy = false;
-        if (panelAgain) { panelAgain = false; schedulePanel(); }
-      });
-  }
-  function schedulePanel() {
-    if (panelTimer === null) panelTimer = setTimeout(refreshPanel, 300);
-  }
+  var panel = Studio.panel(root.dataset.panelUrl, "endpoint-panel");
+  function schedulePanel() { panel.schedule(); }
 
   function setStatus(ev) {
     var badge = document.getElementById("endpoint-status");

@@ -31,5 +31,40 @@
     });
   }
 
-  window.Studio = { live: live, refreshOnProjectActivity: refreshOnProjectActivity };
+
+  // A server-rendered part of a page (#id) re-fetched from `url` when live events say it changed.
+  // One fetch at a time; an event that arrives meanwhile asks for one more afterwards, so the last
+  // change (a job finishing) is never lost to a request already in flight. Returns {schedule}.
+  function panel(url, id) {
+    var busy = false, again = false, timer = null;
+    function refresh() {
+      timer = null;
+      if (busy) { again = true; return; }
+      if (!url || !document.getElementById(id)) return;
+      busy = true;
+      fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true" } })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          var current = document.getElementById(id);
+          if (!html || !current) return;
+          var tpl = document.createElement("template");
+          tpl.innerHTML = html.trim();
+          var fresh = tpl.content.firstElementChild;
+          if (!fresh) return;
+          current.replaceWith(fresh);
+          if (window.htmx) window.htmx.process(fresh);
+        })
+        .catch(function () { /* the next event or a reload shows the panel */ })
+        .then(function () {
+          busy = false;
+          if (again) { again = false; schedule(); }
+        });
+    }
+    function schedule() {
+      if (timer === null) timer = setTimeout(refresh, 300);
+    }
+    return { schedule: schedule };
+  }
+
+  window.Studio = { live: live, refreshOnProjectActivity: refreshOnProjectActivity, panel: panel };
 })();

@@ -55,7 +55,7 @@
   var bestId = data.status.best ? data.status.best.id : null;
   var lastCounts = JSON.stringify(data.status.counts);
   var sortKey = "number", sortDir = 1;
-  var redrawTimer = null, panelTimer = null;
+  var redrawTimer = null;
   window.studioTuningTrials = 0;
   window.studioTuningCharts = { objective: 0, parallel: 0, params: 0 };
 
@@ -362,36 +362,8 @@
   }
 
   // --- status, counts and the panel ---
-  // One fetch at a time; an event that arrives meanwhile asks for one more afterwards, so the
-  // last change (the job finishing) is never lost to a request already in flight.
-  var panelBusy = false, panelAgain = false;
-  function refreshPanel() {
-    panelTimer = null;
-    if (panelBusy) { panelAgain = true; return; }
-    if (!root.dataset.panelUrl || !document.getElementById("tuning-panel")) return;
-    panelBusy = true;
-    fetch(root.dataset.panelUrl, { credentials: "same-origin", headers: { "HX-Request": "true" } })
-      .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) {
-        var current = document.getElementById("tuning-panel");
-        if (!html || !current) return;
-        var tpl = document.createElement("template");
-        tpl.innerHTML = html.trim();
-        var fresh = tpl.content.firstElementChild;
-        if (!fresh) return;
-        current.replaceWith(fresh);
-        if (window.htmx) window.htmx.process(fresh);
-      })
-      .catch(function () { /* the next event or a reload shows the panel */ })
-      .then(function () {
-        panelBusy = false;
-        if (panelAgain) { panelAgain = false; schedulePanel(); }
-      });
-  }
-
-  function schedulePanel() {
-    if (panelTimer === null) panelTimer = setTimeout(refreshPanel, 300);
-  }
+  var panel = Studio.panel(root.dataset.panelUrl, "tuning-panel");
+  function schedulePanel() { panel.schedule(); }
 
   function setCounts(counts) {
     if (!counts) return;
