@@ -82,7 +82,7 @@ class GatewayConfig:
     """Limits and timeouts, from Django settings (STUDIO_ENDPOINT_*) unless given."""
 
     redis_url: str
-    instance_max_inflight: int = 4
+    instance_max_inflight: int = 2
     cold_start_timeout: float = 30.0
     invoke_timeout: float = 60.0
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD
@@ -93,7 +93,7 @@ class GatewayConfig:
 
         return cls(
             redis_url=settings.REDIS_URL,
-            instance_max_inflight=int(getattr(settings, "STUDIO_ENDPOINT_INSTANCE_MAX_INFLIGHT", 4)),
+            instance_max_inflight=int(getattr(settings, "STUDIO_ENDPOINT_INSTANCE_MAX_INFLIGHT", 2)),
             cold_start_timeout=float(getattr(settings, "STUDIO_ENDPOINT_COLD_START_TIMEOUT", 30)),
             invoke_timeout=float(getattr(settings, "STUDIO_ENDPOINT_INVOKE_TIMEOUT", 60)),
         )

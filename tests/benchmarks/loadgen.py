@@ -11,11 +11,14 @@ Two modes, both over keep-alive connections (aiohttp, one pooled session):
   request was due, so a request waiting for a free connection counts that wait.
 
 It prints one JSON document on stdout: counts per status, rps of 200 answers, and latency percentiles (ms)
-of the 200 answers and of the refused ones (429/503) separately. A warm-up phase runs first and is not
-counted. Usage::
+of the 200 answers and of the refused ones (429/503) separately. It also reports what it really offered
+(``sent``): when each request's headers were written to its socket (an aiohttp trace hook), the achieved
+send rate over the measured window and how late each send was against its due time, so a generator that
+cannot keep up with ``--rate`` shows it instead of passing its own backlog off as server latency. A warm-up
+phase runs first and is not counted. Usage::
 
     python tests/benchmarks/loadgen.py --url URL --body-file F [--header 'K: V'] (--concurrency N | --rate R)
-        [--duration 30] [--warmup 3] [--connections C]
+        [--duration 30] [--warmup 3] [--connections C] [--samples OUT.jsonl]
 """
 
 from __future__ import annotations
@@ -52,10 +55,20 @@ class Recorder:
         self.refused: list[float] = []
         self.statuses: dict[str, int] = {}
         self.errors = 0
+        self.sent_at: list[float] = []
+        self.send_lag: list[float] = []
+        self.samples: list[tuple[float, float, int]] = []  # (started or due, seconds, status or 0)
 
-    def add(self, status: int | None, seconds: float) -> None:
-        if not self.counting:
+    def add(self, status: int | None, seconds: float, *, counted: bool | None = None, sent_at: float = 0.0,
+            send_lag: float | None = None) -> None:
+        # Open loop decides per request (by its due time); closed loop by the window at completion.
+        if not (self.counting if counted is None else counted):
             return
+        if sent_at:
+            self.sent_at.append(sent_at)
+        if send_lag is not None:
+            self.send_lag.append(send_lag)
+        self.samples.append((time.perf_counter() - seconds, seconds, status or 0))
         if status is None:
             self.errors += 1
             return
@@ -66,18 +79,33 @@ class Recorder:
             self.refused.append(seconds)
 
 
+async def _headers_sent(session: aiohttp.ClientSession, context: Any, params: Any) -> None:
+    sent = context.trace_request_ctx
+    if sent is not None and not sent[0]:
+        sent[0] = time.perf_counter()
+
+
+def tracing() -> aiohttp.TraceConfig:
+    """A trace hook stamping when a request's headers went out (the ``trace_request_ctx`` list passed)."""
+    config = aiohttp.TraceConfig()
+    config.on_request_headers_sent.append(_headers_sent)
+    return config
+
+
 async def _one(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str],
-               recorder: Recorder, scheduled: float | None = None) -> None:
+               recorder: Recorder, scheduled: float | None = None, counted: bool | None = None) -> None:
     # Open loop: latency runs from when the request was due, so waiting for a free connection counts
     # (no coordinated omission).
     started = time.perf_counter() if scheduled is None else scheduled
+    sent = [0.0]
     try:
-        async with session.post(url, data=body, headers=headers) as response:
+        async with session.post(url, data=body, headers=headers, trace_request_ctx=sent) as response:
             await response.read()
             status = response.status
     except (aiohttp.ClientError, TimeoutError):
         status = None
-    recorder.add(status, time.perf_counter() - started)
+    recorder.add(status, time.perf_counter() - started, counted=counted, sent_at=sent[0],
+                 send_lag=sent[0] - started if sent[0] and scheduled is not None else None)
 
 
 async def closed_loop(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], *,
@@ -114,16 +142,28 @@ async def open_loop(session: aiohttp.ClientSession, url: str, body: bytes, heade
         now = time.perf_counter()
         if due > now:
             await asyncio.sleep(due - now)
-        recorder.counting = due >= window_start
         # Start every request that is due (the loop may wake late): the schedule, not the answers, sets the pace.
         while start + n * interval <= time.perf_counter() and start + n * interval < end:
-            task = asyncio.create_task(_one(session, url, body, headers, recorder, start + n * interval))
+            due = start + n * interval
+            task = asyncio.create_task(_one(session, url, body, headers, recorder, due, due >= window_start))
             pending.add(task)
             task.add_done_callback(pending.discard)
             n += 1
     if pending:
         await asyncio.gather(*pending)
     return duration
+
+
+def sent_summary(recorder: Recorder, rate: float) -> dict[str, Any]:
+    """What went out in the measured window: count, achieved rate (between the first and last send) and,
+    open loop, the send lag behind the schedule (ms) and the achieved rate as a fraction of ``rate``."""
+    stamps = sorted(recorder.sent_at)
+    span = stamps[-1] - stamps[0] if len(stamps) > 1 else 0.0
+    achieved = (len(stamps) - 1) / span if span > 0 else None
+    lag = percentiles(recorder.send_lag)
+    return {"requests": len(stamps), "rps": achieved,
+            "of_target": achieved / rate if rate and achieved is not None else None,
+            "lag_p50_ms": lag["p50_ms"], "lag_p99_ms": lag["p99_ms"], "lag_max_ms": lag["max_ms"]}
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -135,19 +175,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     recorder = Recorder()
     connector = aiohttp.TCPConnector(limit=args.connections, keepalive_timeout=60)
     timeout = aiohttp.ClientTimeout(total=args.timeout)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout,
-                                     skip_auto_headers=("User-Agent",)) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, skip_auto_headers=("User-Agent",),
+                                     trace_configs=[tracing()]) as session:
         if args.rate:
             window = await open_loop(session, args.url, body, headers, rate=args.rate, warmup=args.warmup,
                                      duration=args.duration, recorder=recorder)
         else:
             window = await closed_loop(session, args.url, body, headers, concurrency=args.concurrency,
                                        warmup=args.warmup, duration=args.duration, recorder=recorder)
+    if args.samples:
+        # Every measured request, for finding when slow answers happen (stalls of a period show up here).
+        first = min((t for t, _, _ in recorder.samples), default=0.0)
+        Path(args.samples).write_text("".join(json.dumps([round(t - first, 6), round(s, 6), status]) + "\n"
+                                              for t, s, status in sorted(recorder.samples)))
     return {
         "mode": "open" if args.rate else "closed", "concurrency": args.concurrency, "rate": args.rate,
         "seconds": window, "statuses": recorder.statuses, "errors": recorder.errors,
         "ok": len(recorder.ok), "refused": len(recorder.refused), "rps": len(recorder.ok) / window,
         "latency": percentiles(recorder.ok), "refused_latency": percentiles(recorder.refused),
+        "sent": sent_summary(recorder, args.rate),
     }
 
 
@@ -161,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--samples", default="", help="write [start s, latency s, status] per measured request "
+                                                      "(JSON lines; status 0 is a connection error) to this file")
     parser.add_argument("--connections", type=int, default=0,
                         help="most keep-alive connections at once (0: one per concurrent request); open loop: "
                              "a fleet of this many clients, requests past it wait for a free one")

@@ -217,7 +217,9 @@ def test_it_serves_realtime_and_cold_starts_serverless_through_the_gateway(world
         # Metrics reach EndpointMetric rows through the agent's rollup.
         wait_for(lambda: realtime.metrics.filter(invocations__gt=0).exists(), timeout=15, what="a metric row")
         row = realtime.metrics.filter(invocations__gt=0).first()
-        assert row.invocations == 1 and row.p50_ms is not None and row.instances == 1
+        assert row.invocations == 1 and row.p50_ms is not None
+        # Instances in service when the rollup ran: 1 from then on (a busy machine can roll up a moment early).
+        wait_for(lambda: realtime.metrics.filter(instances=1).exists(), timeout=15, what="a row counting the instance")
         wait_for(lambda: serverless.metrics.filter(cold_starts=1).exists(), timeout=15, what="the cold start row")
 
     # The agent stopped cleanly: its instances are stopped and out of the routing table.
