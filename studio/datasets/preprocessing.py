@@ -260,6 +260,54 @@ class TabularPreprocessor:
         """
         self._check_fitted()
         data = self._records_to_data(records)
+        self._refuse_missing(data)
+        return self._encode(data, notes=None)
+
+    def transform_columns(self, columns: Mapping[str, Sequence[str]]) -> np.ndarray:
+        """Cells given column by column (``{column: [cell, ...]}``) -> features, as :meth:`transform_records` would.
+
+        The same cell rules as :meth:`transform_records` (``feature_value`` for numbers, the missing tokens
+        for categories), applied to whole columns: a numeric column is parsed by numpy in one call, and only
+        a column numpy cannot read as finite plain numbers goes cell by cell. Extra columns are ignored.
+
+        Parameters
+        ----------
+        columns : mapping of str to sequence of str
+            Every column of :attr:`input_names` (and possibly others), all of one length, at least 1.
+
+        Returns
+        -------
+        ndarray of shape (n_records, len(output_names))
+            Equal, value for value, to ``transform_records`` of the same records as ``{column: cell}`` objects.
+
+        Raises
+        ------
+        InputError
+            Exactly the error ``transform_records`` raises for those records (a lacking column, a cell that is
+            not a number, a missing number the strategy cannot fill).
+        """
+        self._check_fitted()
+        names = self.input_names
+        lengths = {len(cells) for cells in columns.values()}
+        if len(lengths) != 1 or any(name not in columns for name in names):
+            return self.transform_records(_column_records(columns))
+        n = lengths.pop()
+        categorical = set(self.categorical_names)
+        numeric_names = [name for name in names if name not in categorical]
+        numeric = np.empty((n, len(numeric_names)), dtype=np.float64)
+        for k, name in enumerate(numeric_names):
+            values = _number_column(columns[name])
+            if values is None:  # a cell that is not a number: the per-record path words the error
+                return self.transform_records(_column_records(columns))
+            numeric[:, k] = values
+        text = {name: _text_column(columns[name]) for name in names if name in categorical}
+        data = TabularData(feature_names=list(names), numeric=numeric, numeric_names=numeric_names, text=text,
+                           y=None, rows=np.arange(1, n + 1), n_dropped=0)
+        self._refuse_missing(data)
+        return self._encode(data, notes=None)
+
+    def _refuse_missing(self, data: TabularData) -> None:
+        """InputError naming the records with a missing number, when the strategy cannot fill one in."""
         if self.missing_values in ("drop_rows", "fail") and data.numeric.size:
             missing = np.isnan(data.numeric)
             if missing.any():
@@ -267,7 +315,6 @@ class TabularPreprocessor:
                             for i, j in zip(*np.nonzero(missing), strict=True)][:MAX_RECORD_ERRORS]
                 raise InputError("; ".join(problems) + f": the model was trained with missing_values="
                                  f"'{self.missing_values}', so it cannot fill in missing numbers")
-        return self._encode(data, notes=None)
 
     def _records_to_data(self, records: Sequence[Mapping[str, Any] | Sequence[Any]]) -> TabularData:
         if isinstance(records, str | bytes | Mapping) or not isinstance(records, Sequence):
@@ -483,3 +530,40 @@ def _number_cell(cell: Any) -> float | None:
     if isinstance(cell, str):
         return feature_value(cell)
     return None
+
+
+def _column_records(columns: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Columns back as ``{column: cell}`` records: only to word an error the way the per-record path does."""
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=False)]
+
+
+def _number_column(cells: Sequence[Any]) -> np.ndarray | None:
+    """A column of cells as floats by the rules of :func:`_number_cell`; None when a cell is not a number.
+
+    numpy reads a string as float() does, so a column of finite plain numbers (no "1_000", which float()
+    takes and ``feature_value`` refuses) needs no per-cell call; anything else (missing tokens, true/false,
+    non-string cells) goes through ``_number_cell`` cell by cell.
+    """
+    try:
+        joined = "".join(cells)  # a TypeError tells a column holding something other than strings
+        values = np.array(cells, dtype=np.float64)
+    except (ValueError, TypeError):
+        values = None
+    if values is not None and values.ndim == 1 and "_" not in joined and np.isfinite(values).all():
+        return values
+    parsed = [_number_cell(cell) for cell in cells]
+    if any(value is None for value in parsed):
+        return None
+    return np.array(parsed, dtype=np.float64)
+
+
+def _text_column(cells: Sequence[Any]) -> np.ndarray:
+    """A column of cells as the object array of :func:`_text_cell` values, one call per distinct cell."""
+    try:
+        "".join(cells)  # a TypeError tells a column holding something other than strings
+    except TypeError:
+        return np.array([_text_cell(cell) for cell in cells] or [], dtype=object)
+    uniques, inverse = np.unique(np.array(cells, dtype=str), return_inverse=True)
+    cleaned = np.array([_text_cell(value) for value in uniques.tolist()], dtype=object)
+    return cleaned[inverse.reshape(-1)]

@@ -268,6 +268,48 @@ class Predictor:
             # The estimators check their inputs and say what is wrong: that is the client's mistake.
             raise PayloadError(str(exc)) from None
 
+    @property
+    def answers_by_columns(self) -> bool:
+        """Whether :meth:`predict_columns` answers for this model (tabular, with plain answers)."""
+        return self._column_answerer() is not None
+
+    def predict_columns(self, columns: Mapping[str, Sequence[str]]) -> dict[str, Any] | None:
+        """The answers of :meth:`predict_records` for tabular cells given column by column, as columns.
+
+        One feature matrix and one estimator call for every record (no per-record objects), for batch
+        transform parts.
+
+        Parameters
+        ----------
+        columns : mapping of str to sequence of str
+            ``{column: [cell, ...]}``, the input columns of every record (extra columns are ignored).
+
+        Returns
+        -------
+        dict or None
+            The per-record answer's keys, each with a 1-d array of one value per record, or for a nested
+            answer a dict of such arrays (classifier ``probabilities``) or a 2-d array (pca ``projection``):
+            record i of ``predict_records`` is these values at i. None when the model is not tabular, or its
+            answers do not come as plain columns (knn neighbors): use :meth:`predict_records`.
+
+        Raises
+        ------
+        PayloadError
+            The same error :meth:`predict_records` raises for those records.
+        """
+        answer = self._column_answerer()
+        if answer is None:
+            return None
+        assert self.preprocessor is not None
+        try:
+            X = self.preprocessor.transform_columns(columns)
+        except InputError as exc:
+            raise PayloadError(str(exc)) from None
+        try:
+            return answer(X)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise PayloadError(str(exc)) from None
+
     def invoke(self, body: bytes, content_type: str, *, variant: str | None = None) -> bytes:
         """The response body for a request body: ``{"predictions": [...], "variant": name}`` as JSON bytes."""
         predictions = self.predict_records(self.parse(body, content_type))
@@ -301,6 +343,36 @@ class Predictor:
         if callable(getattr(est, "predict_proba", None)) and getattr(est, "classes_", None) is not None:
             return self._classifier
         return lambda X: [{"prediction": value} for value in _plain_list(est.predict(X))]
+
+    def _column_answerer(self) -> Callable[[Any], dict[str, Any]] | None:
+        """:meth:`_answerer` by columns, for the algorithms whose answers are plain values (None for others)."""
+        est = self.estimator
+        name = self.algorithm
+        if self.kind != "tabular" or name in ("knn", "summarization", "object-detection", "word2vec"):
+            return None
+        if name == "kmeans":
+            def kmeans(X: Any) -> dict[str, Any]:
+                distances = est.transform(X)
+                clusters = est.predict(X)
+                return {"cluster": np.asarray(clusters), "distance": distances[np.arange(distances.shape[0]), clusters]}
+            return kmeans
+        if name == "pca":
+            return lambda X: {"projection": np.asarray(est.transform(X))}
+        if name == "random-cut-forest":
+            def random_cut_forest(X: Any) -> dict[str, Any]:
+                scores = np.asarray(est.score_samples(X))
+                return {"score": scores, "anomaly": scores > est.threshold_}
+            return random_cut_forest
+        if getattr(est, "task_", "") == "regression":
+            return lambda X: {"score": np.asarray(est.predict(X), dtype=np.float64)}
+        if callable(getattr(est, "predict_proba", None)) and getattr(est, "classes_", None) is not None:
+            def classifier(X: Any) -> dict[str, Any]:
+                labels = np.asarray(est.predict(X))
+                proba = np.asarray(est.predict_proba(X), dtype=np.float64)
+                # dict() of the keys, as per record: a repeated class text keeps its first place, last value
+                return {"label": labels, "probabilities": dict(zip(self._class_keys(), proba.T, strict=True))}
+            return classifier
+        return lambda X: {"prediction": np.asarray(est.predict(X))}
 
     def _class_keys(self) -> list[str]:
         return [str(c) for c in self.estimator.classes_.tolist()]

@@ -36,6 +36,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -287,6 +288,14 @@ def read_part_rows(data: bytes, *, plan: Plan, part: Part) -> list[list[str]]:
     width = len(plan.columns)
     rows: list[list[str]] = []
     if plan.fmt == CSV_FORMAT:
+        try:
+            parsed = list(csv.reader(io.StringIO(text, newline=""), delimiter=plan.delimiter))
+        except csv.Error:
+            parsed = None  # the loop below meets the same error, after any width error of an earlier record
+        # Every record as wide as the header (no blank line, which reads as [] or ['  ']) needs no check per row.
+        if parsed is not None and width > 1 and len(parsed) == part.count and all(
+                len(fields) == width for fields in parsed):
+            return parsed
         for fields in csv.reader(io.StringIO(text, newline=""), delimiter=plan.delimiter):
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue
@@ -309,6 +318,28 @@ def read_part_rows(data: bytes, *, plan: Plan, part: Part) -> list[list[str]]:
         raise TransformError(f"{part.record_range}: read {len(rows)} records where the plan counted {part.count}; "
                              "was the input changed while the job ran?")
     return rows
+
+
+def read_part_columns(data: bytes, *, plan: Plan, part: Part) -> list[Sequence[str]]:
+    """The records of a part as one sequence of cells per input column: ``read_part_rows`` transposed.
+
+    A CSV part with no quote, carriage return, NUL or blank line reads as csv.reader would by splitting
+    on newlines and the delimiter; any other part goes through :func:`read_part_rows`.
+    """
+    width = len(plan.columns)
+    if plan.fmt == CSV_FORMAT and width:
+        text = data.decode("utf-8-sig")
+        body = text[:-1] if text.endswith("\n") else text
+        if not any(mark in body for mark in ('"', "\r", "\x00", "\n\n")) and body.count("\n") + 1 == part.count:
+            lines = body.split("\n")
+            if width > 1:
+                fine = set(map(str.count, lines, repeat(plan.delimiter, len(lines)))) == {width - 1}
+            else:
+                fine = all(line.strip() for line in lines)  # a blank record is skipped, not read as a cell
+            if fine:
+                cells = body.replace("\n", plan.delimiter).split(plan.delimiter)
+                return [cells[j::width] for j in range(width)]
+    return list(zip(*read_part_rows(data, plan=plan, part=part), strict=True))
 
 
 # --- predictions as output columns ----------------------------------------------------------------
@@ -347,6 +378,52 @@ def flatten_prediction(prediction: Any) -> dict[str, Any]:
     return out
 
 
+def _cell_column(values: Any) -> list[Any] | None:
+    """A 1-d array of one answer field as the cells :func:`_cell` makes of its values; None if not plain values."""
+    import numpy as np
+
+    values = np.asarray(values)
+    if values.ndim != 1:
+        return None
+    if values.dtype.kind == "b":
+        return np.where(values, "true", "false").tolist()
+    if values.dtype.kind in "iufU":
+        return values.tolist()  # Python numbers and strings, which _cell keeps as they are
+    return None
+
+
+def flatten_columns(answer: dict[str, Any]) -> dict[str, list[Any]] | None:
+    """Answers by column (:meth:`Predictor.predict_columns`) as the flat columns :func:`flatten_prediction` makes.
+
+    ``{label, probabilities: {c: array}}`` -> ``label, p_<c>...``; a 2-d ``projection`` -> ``projection_0...``.
+    None when a field is not a column of plain values (the per-record path then decides what it becomes).
+    """
+    import numpy as np
+
+    out: dict[str, list[Any]] = {}
+    for key, value in answer.items():
+        prefix = "p_" if key == "probabilities" else f"{key}_"
+        if isinstance(value, dict):
+            for sub, inner in value.items():
+                cells = _cell_column(inner)
+                if cells is None:
+                    return None
+                out[f"{prefix}{sub}"] = cells
+            continue
+        value = np.asarray(value)
+        if value.ndim == 2:
+            if not value.shape[1] or value.dtype.kind not in "iuf":
+                return None  # an empty list is a JSON cell per record, not columns
+            for i in range(value.shape[1]):
+                out[f"{prefix}{i}"] = value[:, i].tolist()
+            continue
+        cells = _cell_column(value)
+        if cells is None:
+            return None
+        out[key] = cells
+    return out
+
+
 @dataclass
 class PartOutput:
     columns: list[str]
@@ -374,6 +451,24 @@ def write_output_rows(out: IO[str], *, input_columns: list[str], input_rows: lis
         full = [*row, *values] if join else values
         writer.writerow(select(positions, full))
     return PartOutput(columns=select(positions, columns), rows=len(flat))
+
+
+def write_output_columns(out: IO[str], *, input_columns: list[str], input_cells: Sequence[Sequence[str]],
+                         predicted: dict[str, list[Any]], join: bool, output_filter: ColumnFilter | None) -> PartOutput:
+    """:func:`write_output_rows` for inputs and predictions given column by column: the same bytes out.
+
+    ``input_cells`` holds one sequence per input column; ``predicted`` the flat prediction columns
+    (:func:`flatten_columns`), every record having every one of them.
+    """
+    taken = set(input_columns) if join else set()
+    renamed = [f"{PREDICTED_PREFIX}{name}" if name in taken else name for name in predicted]
+    columns = [*(input_columns if join else []), *renamed]
+    positions = output_filter.resolve(columns, field="output_filter") if output_filter else None
+    cells = [*(input_cells if join else []), *predicted.values()]
+    rows = len(next(iter(predicted.values()))) if predicted else 0
+    # csv.writer turns each cell into text (floats by repr) and quotes exactly as for one row at a time.
+    csv.writer(out, lineterminator="\n").writerows(zip(*select(positions, cells), strict=True))
+    return PartOutput(columns=select(positions, columns), rows=rows)
 
 
 # --- the model, loaded once per worker process ------------------------------------------------------
@@ -431,6 +526,48 @@ def predict_rows(predictor: Any, records: list[Any], *, single_record: bool,
             raise InterruptedError
         out.extend(predictor.predict_records([record]))
     return out
+
+
+def predict_part_columns(predictor: Any, every: list[Sequence[str]], *, names: list[str],
+                         positions: list[int] | None) -> tuple[list[Sequence[str]], dict[str, list[Any]]] | None:
+    """A part's input and prediction columns, predicted in one estimator call (multi_record, tabular models).
+
+    Parameters
+    ----------
+    predictor : Predictor
+        The model.
+    every : list of sequences of str
+        The part's cells, one sequence per input column (:func:`read_part_columns`).
+    names : list of str
+        The columns the input filter selects (all when ``positions`` is None).
+    positions : list of int or None
+        Their positions among the input columns.
+
+    Returns
+    -------
+    tuple or None
+        (the selected input columns, the flat prediction columns), equal to what
+        ``model_records`` + ``predict_rows`` + ``flatten_prediction`` give record by record; None when the
+        model's answers are not plain columns (then predict record by record).
+
+    Raises
+    ------
+    PayloadError
+        The error predicting the same records one by one raises.
+    TransformError
+        The model answered a column of the wrong length.
+    """
+    input_cells = select(positions, every)
+    count = len(every[0]) if every else 0
+    # dict() of the names: a repeated column keeps the last one, as dict(zip(names, row)) does for a record
+    answer = predictor.predict_columns(dict(zip(names, input_cells, strict=True)))
+    predicted = None if answer is None else flatten_columns(answer)
+    if predicted is None:
+        return None
+    for name, cells in predicted.items():
+        if len(cells) != count:
+            raise TransformError(f"the model answered {len(cells)} values of '{name}' for {count} records.")
+    return input_cells, predicted
 
 
 # --- Django glue: the three steps of a job ------------------------------------------------------------
@@ -515,23 +652,39 @@ def run_part(*, job_id: Any, index: int) -> str:
         with storage_open(job.input_dataset.file) as fh:
             fh.seek(part.offset)
             data = fh.read(part.length)
-        rows = read_part_rows(data, plan=plan, part=part)
         input_filter = parse_filter(job.input_filter, field="input_filter")
         positions = input_filter.resolve(plan.columns, field="input_filter") if input_filter else None
         names = select(positions, plan.columns)
-        selected = [select(positions, row) for row in rows] if positions is not None else rows
         predictor = predictor_for(job.model)
         text_input = _text_model(job.model)
-        records = model_records(selected, names=names, text_input=text_input)
-        predictions = predict_rows(predictor, records, single_record=job.batch_strategy == "single_record",
-                                   should_stop=lambda: not transforms.transform_job_is_running(job_id=job.id))
-        if len(predictions) != len(records):
-            raise TransformError(f"the model answered {len(predictions)} predictions for {len(records)} records.")
+        by_columns = None
+        if (job.batch_strategy != "single_record" and not text_input
+                and getattr(predictor, "answers_by_columns", False)):
+            every = read_part_columns(data, plan=plan, part=part)
+            by_columns = predict_part_columns(predictor, every, names=names, positions=positions)
+            if by_columns is None:
+                rows = [list(row) for row in zip(*every, strict=True)]
+        else:
+            rows = read_part_rows(data, plan=plan, part=part)
+        if by_columns is None:
+            selected = [select(positions, row) for row in rows] if positions is not None else rows
+            records = model_records(selected, names=names, text_input=text_input)
+            predictions = predict_rows(predictor, records, single_record=job.batch_strategy == "single_record",
+                                       should_stop=lambda: not transforms.transform_job_is_running(job_id=job.id))
+            if len(predictions) != len(records):
+                raise TransformError(f"the model answered {len(predictions)} predictions for {len(records)} records.")
+        join = job.join_source == "input"
+        output_filter = parse_filter(job.output_filter, field="output_filter")
         with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, mode="w+b") as spool:
             text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
-            output = write_output_rows(text, input_columns=names, input_rows=selected, predictions=predictions,
-                                       join=job.join_source == "input",
-                                       output_filter=parse_filter(job.output_filter, field="output_filter"))
+            if by_columns is not None:
+                buffer = io.StringIO()  # one encode for the part: the writer writes a row at a time
+                output = write_output_columns(buffer, input_columns=names, input_cells=by_columns[0],
+                                              predicted=by_columns[1], join=join, output_filter=output_filter)
+                text.write(buffer.getvalue())
+            else:
+                output = write_output_rows(text, input_columns=names, input_rows=selected, predictions=predictions,
+                                           join=join, output_filter=output_filter)
             text.flush()
             _save_stream(part_name(job, index), spool)
             text.detach()

@@ -204,3 +204,36 @@ def test_it_serves_old_tabular_models_by_column_names(tmp_path, models):
     out = answer(predictor, json_body([dict(zip("abc", r, strict=True)) for r in fitted.records]))["predictions"]
     np.testing.assert_allclose([p["score"] for p in out], fitted.estimator.predict(fitted.X))
     assert Predictor.from_directory(tmp_path).input_names == ["x1", "x2", "x3"]
+
+
+def by_records(predictor: Predictor, columns: dict[str, list[str]]) -> list[dict]:
+    rows = zip(*columns.values(), strict=True)
+    return predictor.predict_records([dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def test_it_answers_columns_as_it_answers_the_same_records(models):
+    logistic, _ = load(models, "logistic")
+    cells = {"x1": ["0.5", "", "NA", " 1.5 ", "true", "-2", "nan"], "x2": ["1", "2", "3", "4", "5", "6", "7"],
+             "city": ["Paris", "", "NA", " Paris ", "Oslo", "Lyon", "null"], "ignored": list("abcdefg")}
+    answer = logistic.predict_columns(cells)
+    records = by_records(logistic, cells)
+    assert answer["label"].tolist() == [r["label"] for r in records]
+    assert {k: v.tolist() for k, v in answer["probabilities"].items()} == {
+        k: [r["probabilities"][k] for r in records] for k in records[0]["probabilities"]}
+    regressor, _ = load(models, "regressor")
+    numbers = {"f1": ["1", "2", "3"], "f2": ["0.25", "1e-3", "+4"], "f3": ["-1", "0", "2"]}
+    assert regressor.predict_columns(numbers)["score"].tolist() == [r["score"] for r in by_records(regressor, numbers)]
+    knn, _ = load(models, "knn-regressor")
+    assert knn.predict_columns(numbers) is None and not knn.answers_by_columns  # neighbors: record by record
+
+
+@pytest.mark.parametrize("bad", ["1_000", "inf", "1e400", "lots", "0x10"])
+def test_it_refuses_a_column_cell_with_the_per_record_message(models, bad):
+    regressor, _ = load(models, "regressor")
+    numbers = {"f1": ["1", "2", "3"], "f2": ["0.25", bad, "4"], "f3": ["-1", "0", bad]}
+    with pytest.raises(PayloadError) as by_columns:
+        regressor.predict_columns(numbers)
+    with pytest.raises(PayloadError) as per_record:
+        by_records(regressor, numbers)
+    assert str(by_columns.value) == str(per_record.value)
+    assert f"record 2: column 'f2' must be a number (got '{bad}'); record 3: column 'f3'" in str(by_columns.value)

@@ -354,3 +354,73 @@ def test_a_long_output_is_profiled_on_its_first_rows(world, models, steps, monke
     output = job.output_dataset
     assert output.rows == 12 and output.profile["rows"] == 12 and output.profile["profiled_rows"] == 5
     assert output.column_names == ["id", "f1", "f2", "f3", "y", "score"]
+
+
+def mixed_rows(n: int, seed: int = 0) -> list[list[str]]:
+    """Numbers, cities and missing cells written every way a CSV holds them; a few ids need quoting."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 5)).round(4)
+    cities = ["Paris", "Lyon", "Nice", "Oslo", "", "NA", " Paris "]  # Oslo was never seen in training
+    gaps = ["", "NA", "nan", "null", "None", " "]
+    rows = []
+    for i in range(n):
+        cells = [f"{v:g}" for v in x[i]]
+        if i % 7 == 3:
+            cells[i % 5] = gaps[i % len(gaps)]
+        if i % 11 == 5:
+            cells[(i + 1) % 5] = ["true", "False", " 1.5 ", "1e-3", "+2"][i % 5]
+        ident = f'row "{i}",\nquoted' if 20 <= i < 24 else f"r{i}"  # the parts with quotes are read by csv
+        rows.append([ident, cells[0], cells[1], cities[int(rng.integers(0, len(cities)))], *cells[2:]])
+    return rows
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("model_name", "output_filter"), [
+    ("logistic", ""), ("regressor", ""), ("kmeans", "$[0,-2:]"), ("pca", "id,projection_1,f1"),
+])
+def test_it_writes_the_same_output_by_columns_as_record_by_record(world, models, steps, monkeypatch, model_name,
+                                                                  output_filter):
+    monkeypatch.setattr(transform_runner, "PART_MAX_RECORDS", 16)
+    header = ["id", "x1", "x2", "city", "f1", "f2", "f3"]
+    content = io.StringIO()
+    csv.writer(content, lineterminator="\n").writerows([header, *mixed_rows(90)])
+    dataset = dataset_from_csv(world.project, name="mixed", content=content.getvalue().encode())
+    model = registry_model(world, models, model_name)
+    by_columns = []
+    real = Predictor.predict_columns
+    monkeypatch.setattr(Predictor, "predict_columns", lambda self, columns: by_columns.append(1) or real(self, columns))
+    fast = create(world, model, dataset, name="columns", join_source="input", output_filter=output_filter)
+    steps.run()
+    assert len(by_columns) == 6  # every part (16 records each, 90 in all) went by columns
+    monkeypatch.setattr(Predictor, "answers_by_columns", property(lambda self: False))
+    predictor_cache_clear()
+    slow = create(world, model, dataset, name="records", join_source="input", output_filter=output_filter)
+    steps.run()
+    assert len(by_columns) == 6
+    outputs = []
+    for job in (fast, slow):
+        output_rows(job)  # completed
+        with storage_open(job.output_dataset.file) as fh:
+            outputs.append(fh.read())
+    assert outputs[0] == outputs[1]
+    assert outputs[0].count(b'"row ""20"",\nquoted"') == 1  # the joined id, quoted back as it came
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bad_cell_fails_by_columns_with_the_per_record_message(world, models, steps, monkeypatch):
+    rows = numeric_rows(10)
+    rows[6][2] = "lots"
+    rows[8][3] = "1_000"  # float() reads it, the dataset rules do not
+    dataset = dataset_from_csv(world.project, name="numbers", content=csv_bytes(rows, ["id", "f1", "f2", "f3", "y"]))
+    model = registry_model(world, models, "regressor")
+    reasons = []
+    for answers_by_columns in (True, False):
+        monkeypatch.setattr(Predictor, "answers_by_columns", property(lambda self, a=answers_by_columns: a))
+        predictor_cache_clear()
+        job = create(world, model, dataset, name=f"bad-{answers_by_columns}")
+        steps.run()
+        job.refresh_from_db()
+        reasons.append(job.failure_reason)
+    assert reasons[0] == reasons[1]
+    assert "record 7: column 'f2' must be a number (got 'lots')" in reasons[0]
+    assert "record 9: column 'f3' must be a number (got '1_000')" in reasons[0]
