@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -123,6 +124,20 @@ def gateway(**config) -> Gateway:
                                                                  "cold_start_timeout": 10.0, **config}))
 
 
+
+@contextlib.asynccontextmanager
+async def serving(*instances: FakeInstance):
+    """A gateway and started fake instances; both closed, and this thread's DB connection too, afterwards."""
+    gw = gateway()
+    started = [await instance.start() for instance in instances]
+    try:
+        yield gw, tuple(started)
+    finally:
+        await gw.aclose()
+        for instance in started:
+            await instance.stop()
+        await asyncio.to_thread(close_old_connections)
+
 def run(scenario):
     """Run an async scenario in a fresh loop; the gateway's ORM lookups run in threads on committed data."""
     return asyncio.run(scenario())
@@ -140,9 +155,7 @@ def test_it_authenticates_members_and_invoke_keys(world):
     tokens = {name: token_of(getattr(world, name)) for name in ("owner", "member", "viewer", "outsider")}
 
     async def scenario():
-        gw = gateway()
-        blue = await FakeInstance("blue").start()
-        try:
+        async with serving(FakeInstance("blue")) as (gw, (blue,)):
             endpoint = await asyncio.to_thread(make_endpoint, world, variants={"blue": [blue.url]})
             other = await asyncio.to_thread(make_endpoint, world, variants={"blue": [blue.url]})
             _, secret = await asyncio.to_thread(services.invoke_key_create, user=world.member, endpoint=endpoint)
@@ -165,10 +178,6 @@ def test_it_authenticates_members_and_invoke_keys(world):
             gw.clear_caches()
             assert (await call(gw, endpoint.id, api_key=secret)).status == 401
             assert (await call(gw, endpoint.id, token=tokens["member"], method="GET")).status == 405
-        finally:
-            await gw.aclose()
-            await blue.stop()
-            await asyncio.to_thread(close_old_connections)
 
     run(scenario)
 
@@ -177,9 +186,7 @@ def test_it_refuses_payloads_over_six_megabytes(world):
     token = token_of(world.member)
 
     async def scenario():
-        gw = gateway()
-        blue = await FakeInstance("blue").start()
-        try:
+        async with serving(FakeInstance("blue")) as (gw, (blue,)):
             endpoint = await asyncio.to_thread(make_endpoint, world, variants={"blue": [blue.url]})
             big = b"x" * (6 * 1024 * 1024 + 1)
             reply = await call(gw, endpoint.id, token=token, body=big)
@@ -193,10 +200,6 @@ def test_it_refuses_payloads_over_six_megabytes(world):
                                content_length=False)
             assert reply.status == 200
             assert blue.received == [(b'{"instances": [[1, 2]]}', "application/json")]
-        finally:
-            await gw.aclose()
-            await blue.stop()
-            await asyncio.to_thread(close_old_connections)
 
     run(scenario)
 
@@ -205,9 +208,7 @@ def test_it_routes_by_weight_and_target_variant(world):
     token = token_of(world.member)
 
     async def scenario():
-        gw = gateway()
-        blue, green = await FakeInstance("blue").start(), await FakeInstance("green").start()
-        try:
+        async with serving(FakeInstance("blue"), FakeInstance("green")) as (gw, (blue, green,)):
             endpoint = await asyncio.to_thread(make_endpoint, world,
                                                variants={"blue": [blue.url], "green": [green.url]},
                                                weights={"blue": 1.0, "green": 0.0})
@@ -218,11 +219,6 @@ def test_it_routes_by_weight_and_target_variant(world):
             reply = await call(gw, endpoint.id, token=token, headers={"X-Target-Variant": "red"})
             assert reply.status == 400
             assert "'red'" in reply.body["detail"] and "'blue', 'green'" in reply.body["detail"]
-        finally:
-            await gw.aclose()
-            await blue.stop()
-            await green.stop()
-            await asyncio.to_thread(close_old_connections)
 
     run(scenario)
 
@@ -231,9 +227,7 @@ def test_it_refuses_at_once_when_every_instance_is_busy(world):
     token = token_of(world.member)
 
     async def scenario():
-        gw = gateway()
-        blue = await FakeInstance("blue").start()
-        try:
+        async with serving(FakeInstance("blue")) as (gw, (blue,)):
             endpoint = await asyncio.to_thread(make_endpoint, world, variants={"blue": [blue.url]})
             assert (await call(gw, endpoint.id, token=token)).status == 200  # caches warm
             blue.hold = asyncio.Event()
@@ -250,10 +244,6 @@ def test_it_refuses_at_once_when_every_instance_is_busy(world):
             variant = await asyncio.to_thread(lambda: endpoint.variants.get())
             counts = metrics.take_counts(redis.Redis.from_url(settings.REDIS_URL), [variant.id])[variant.id]
             assert (counts.invocations, counts.throttled, counts.errors, counts.latency.total) == (4, 1, 0, 4)
-        finally:
-            await gw.aclose()
-            await blue.stop()
-            await asyncio.to_thread(close_old_connections)
 
     run(scenario)
 
@@ -263,10 +253,7 @@ def test_it_passes_instance_errors_through_and_retries_a_dead_instance(world):
     dead = f"http://127.0.0.1:{free_port()}"
 
     async def scenario():
-        gw = gateway()
-        bad = await FakeInstance("blue", status=400).start()
-        good = await FakeInstance("green").start()
-        try:
+        async with serving(FakeInstance("blue", status=400), FakeInstance("green")) as (gw, (bad, good,)):
             endpoint = await asyncio.to_thread(make_endpoint, world, variants={"blue": [bad.url]})
             reply = await call(gw, endpoint.id, token=token)
             assert reply.status == 400
@@ -289,11 +276,6 @@ def test_it_passes_instance_errors_through_and_retries_a_dead_instance(world):
             assert reply.status == 400
             assert reply.body["detail"].startswith("This endpoint is asynchronous: POST the payload to "
                                                    f"/api/v1/endpoints/{endpoint.id}/async-invocations")
-        finally:
-            await gw.aclose()
-            await bad.stop()
-            await good.stop()
-            await asyncio.to_thread(close_old_connections)
 
     run(scenario)
 
