@@ -208,7 +208,7 @@ def test_it_routes_by_weight_and_target_variant(world):
     token = token_of(world.member)
 
     async def scenario():
-        async with serving(FakeInstance("blue"), FakeInstance("green")) as (gw, (blue, green,)):
+        async with serving(FakeInstance("blue"), FakeInstance("green")) as (gw, (blue, green)):
             endpoint = await asyncio.to_thread(make_endpoint, world,
                                                variants={"blue": [blue.url], "green": [green.url]},
                                                weights={"blue": 1.0, "green": 0.0})
@@ -253,7 +253,7 @@ def test_it_passes_instance_errors_through_and_retries_a_dead_instance(world):
     dead = f"http://127.0.0.1:{free_port()}"
 
     async def scenario():
-        async with serving(FakeInstance("blue", status=400), FakeInstance("green")) as (gw, (bad, good,)):
+        async with serving(FakeInstance("blue", status=400), FakeInstance("green")) as (gw, (bad, good)):
             endpoint = await asyncio.to_thread(make_endpoint, world, variants={"blue": [bad.url]})
             reply = await call(gw, endpoint.id, token=token)
             assert reply.status == 400
