@@ -30,7 +30,6 @@ import csv
 import io
 import json
 import logging
-import re
 import tempfile
 import threading
 from collections import OrderedDict
@@ -39,23 +38,33 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import IO, TYPE_CHECKING, Any
 
+from studio.endpoints.transform_output import (  # noqa: F401 - part of this module's interface
+    PREDICTED_PREFIX,
+    ColumnFilter,
+    FilterError,
+    PartOutput,
+    flatten_columns,
+    flatten_prediction,
+    parse_filter,
+    select,
+    write_output_columns,
+    write_output_rows,
+)
+
 if TYPE_CHECKING:
     from studio.endpoints.models import TransformJob
 
 logger = logging.getLogger(__name__)
 
+
 # Progress is reported per part: a cap on records keeps parts small enough for a smooth progress bar.
+
 PART_MAX_RECORDS = 50_000
 # Worker processes keep this many loaded models (batch jobs of a few models alternate on one worker).
 PREDICTOR_CACHE_SIZE = 4
 CSV_FORMAT = "csv"
 JSONL_FORMAT = "jsonl"
-PREDICTED_PREFIX = "predicted_"
 READ_CHUNK = 1024 * 1024
-
-
-class FilterError(ValueError):
-    """A filter that does not parse, or that names a column the row does not have."""
 
 
 class TransformError(ValueError):
@@ -64,93 +73,6 @@ class TransformError(ValueError):
 
 # --- filters --------------------------------------------------------------------------------------
 
-_INDEX_FILTER = re.compile(r"^\$\[(.*)\]$", re.DOTALL)
-_INT = re.compile(r"^-?\d+$")
-
-
-@dataclass(frozen=True)
-class ColumnFilter:
-    """A parsed filter: ``items`` are ints (positions), ``(start, stop)`` slices or names."""
-
-    text: str
-    items: tuple[int | str | tuple[int | None, int | None], ...]
-
-    def resolve(self, names: Sequence[str], *, field: str) -> list[int]:
-        """The positions in ``names`` that the filter selects, in filter order; FilterError naming ``field``."""
-        width = len(names)
-        out: list[int] = []
-        for item in self.items:
-            if isinstance(item, tuple):
-                out.extend(range(width)[slice(*item)])
-            elif isinstance(item, int):
-                position = item + width if item < 0 else item
-                if not 0 <= position < width:
-                    raise FilterError(f"{field} '{self.text}': position {item} is outside the {width} column(s) "
-                                      f"({', '.join(names)}).")
-                out.append(position)
-            else:
-                try:
-                    out.append(list(names).index(item))
-                except ValueError:
-                    raise FilterError(f"{field} '{self.text}': no column '{item}'; columns are "
-                                      f"{', '.join(names)}.") from None
-        if not out:
-            raise FilterError(f"{field} '{self.text}' selects no column of {', '.join(names)}.")
-        return out
-
-
-def parse_filter(text: str | None, *, field: str) -> ColumnFilter | None:
-    """Parse a filter (syntax in the module docstring).
-
-    Parameters
-    ----------
-    text : str or None
-        The filter as the user wrote it.
-    field : str
-        ``input_filter`` or ``output_filter``, named in error messages.
-
-    Returns
-    -------
-    ColumnFilter or None
-        None when the filter keeps every column.
-
-    Raises
-    ------
-    FilterError
-        The text is not a filter.
-    """
-    text = (text or "").strip()
-    if text in ("", "$", "$[*]"):
-        return None
-    match = _INDEX_FILTER.match(text)
-    if not match:
-        if text.startswith("$"):
-            raise FilterError(f"{field} '{text}': write positions as $[0,2] or $[1:], or list column names.")
-        names = [part.strip() for part in text.split(",")]
-        if any(not name for name in names):
-            raise FilterError(f"{field} '{text}': an empty column name; list names separated by commas.")
-        return ColumnFilter(text=text, items=tuple(names))
-    items: list[int | str | tuple[int | None, int | None]] = []
-    for raw in match.group(1).split(","):
-        part = raw.strip()
-        if ":" in part:
-            bounds = [b.strip() for b in part.split(":")]
-            if len(bounds) != 2 or any(b and not _INT.match(b) for b in bounds):
-                raise FilterError(f"{field} '{text}': '{part}' is not a slice such as 1:3, 2: or :4.")
-            items.append((int(bounds[0]) if bounds[0] else None, int(bounds[1]) if bounds[1] else None))
-        elif _INT.match(part):
-            items.append(int(part))
-        else:
-            raise FilterError(f"{field} '{text}': '{part}' is not a column position (0, 1, -1...) or a slice.")
-    return ColumnFilter(text=text, items=tuple(items))
-
-
-def select(positions: list[int] | None, row: Sequence[Any]) -> list[Any]:
-    """The cells of ``row`` at ``positions`` (every cell when None)."""
-    return list(row) if positions is None else [row[i] for i in positions]
-
-
-# --- splitting the input into parts ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -344,134 +266,6 @@ def read_part_columns(data: bytes, *, plan: Plan, part: Part) -> list[Sequence[s
 
 # --- predictions as output columns ----------------------------------------------------------------
 
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | str):
-        return value
-    return json.dumps(value, separators=(",", ":"))
-
-
-def flatten_prediction(prediction: Any) -> dict[str, Any]:
-    """One prediction (API.md per-record shape) as flat columns.
-
-    ``{label, probabilities: {c: p}}`` -> ``label, p_<c>...``; ``{projection: [..]}`` -> ``projection_0...``;
-    scalars stay as they are; anything nested deeper (neighbors, boxes) becomes a JSON cell.
-    """
-    if not isinstance(prediction, dict):
-        return {"prediction": _cell(prediction)}
-    out: dict[str, Any] = {}
-    for key, value in prediction.items():
-        if isinstance(value, dict) and all(not isinstance(v, dict | list) for v in value.values()):
-            prefix = "p_" if key == "probabilities" else f"{key}_"
-            for sub, inner in value.items():
-                out[f"{prefix}{sub}"] = _cell(inner)
-        elif isinstance(value, list) and value and all(isinstance(v, int | float) for v in value):
-            prefix = "p_" if key == "probabilities" else f"{key}_"
-            for i, inner in enumerate(value):
-                out[f"{prefix}{i}"] = _cell(inner)
-        else:
-            out[key] = _cell(value)
-    return out
-
-
-def _cell_column(values: Any) -> list[Any] | None:
-    """A 1-d array of one answer field as the cells :func:`_cell` makes of its values; None if not plain values."""
-    import numpy as np
-
-    values = np.asarray(values)
-    if values.ndim != 1:
-        return None
-    if values.dtype.kind == "b":
-        return np.where(values, "true", "false").tolist()
-    if values.dtype.kind in "iufU":
-        return values.tolist()  # Python numbers and strings, which _cell keeps as they are
-    return None
-
-
-def flatten_columns(answer: dict[str, Any]) -> dict[str, list[Any]] | None:
-    """Answers by column (:meth:`Predictor.predict_columns`) as the flat columns :func:`flatten_prediction` makes.
-
-    ``{label, probabilities: {c: array}}`` -> ``label, p_<c>...``; a 2-d ``projection`` -> ``projection_0...``.
-    None when a field is not a column of plain values (the per-record path then decides what it becomes).
-    """
-    import numpy as np
-
-    out: dict[str, list[Any]] = {}
-    for key, value in answer.items():
-        prefix = "p_" if key == "probabilities" else f"{key}_"
-        if isinstance(value, dict):
-            for sub, inner in value.items():
-                cells = _cell_column(inner)
-                if cells is None:
-                    return None
-                out[f"{prefix}{sub}"] = cells
-            continue
-        value = np.asarray(value)
-        if value.ndim == 2:
-            if not value.shape[1] or value.dtype.kind not in "iuf":
-                return None  # an empty list is a JSON cell per record, not columns
-            for i in range(value.shape[1]):
-                out[f"{prefix}{i}"] = value[:, i].tolist()
-            continue
-        cells = _cell_column(value)
-        if cells is None:
-            return None
-        out[key] = cells
-    return out
-
-
-@dataclass
-class PartOutput:
-    columns: list[str]
-    rows: int
-
-
-def write_output_rows(out: IO[str], *, input_columns: list[str], input_rows: list[list[str]],
-                      predictions: list[Any], join: bool, output_filter: ColumnFilter | None) -> PartOutput:
-    """Write one CSV row per record (no header) and return the columns written.
-
-    Prediction columns whose names clash with joined input columns get the ``predicted_`` prefix.
-    """
-    flat = [flatten_prediction(p) for p in predictions]
-    prediction_names: dict[str, None] = {}
-    for record in flat:
-        prediction_names.update(dict.fromkeys(record))
-    taken = set(input_columns) if join else set()
-    renamed = [f"{PREDICTED_PREFIX}{name}" if name in taken else name for name in prediction_names]
-    columns = [*(input_columns if join else []), *renamed]
-    positions = output_filter.resolve(columns, field="output_filter") if output_filter else None
-    writer = csv.writer(out, lineterminator="\n")
-    keys = list(prediction_names)
-    for row, record in zip(input_rows, flat, strict=True):
-        values = [record.get(key, "") for key in keys]
-        full = [*row, *values] if join else values
-        writer.writerow(select(positions, full))
-    return PartOutput(columns=select(positions, columns), rows=len(flat))
-
-
-def write_output_columns(out: IO[str], *, input_columns: list[str], input_cells: Sequence[Sequence[str]],
-                         predicted: dict[str, list[Any]], join: bool, output_filter: ColumnFilter | None) -> PartOutput:
-    """:func:`write_output_rows` for inputs and predictions given column by column: the same bytes out.
-
-    ``input_cells`` holds one sequence per input column; ``predicted`` the flat prediction columns
-    (:func:`flatten_columns`), every record having every one of them.
-    """
-    taken = set(input_columns) if join else set()
-    renamed = [f"{PREDICTED_PREFIX}{name}" if name in taken else name for name in predicted]
-    columns = [*(input_columns if join else []), *renamed]
-    positions = output_filter.resolve(columns, field="output_filter") if output_filter else None
-    cells = [*(input_cells if join else []), *predicted.values()]
-    rows = len(next(iter(predicted.values()))) if predicted else 0
-    # csv.writer turns each cell into text (floats by repr) and quotes exactly as for one row at a time.
-    csv.writer(out, lineterminator="\n").writerows(zip(*select(positions, cells), strict=True))
-    return PartOutput(columns=select(positions, columns), rows=rows)
-
-
-# --- the model, loaded once per worker process ------------------------------------------------------
 
 _cache_lock = threading.Lock()
 _predictors: OrderedDict[str, Any] = OrderedDict()

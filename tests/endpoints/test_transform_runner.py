@@ -28,6 +28,7 @@ from studio.endpoints.transform_runner import (
     parse_filter,
     plan_parts,
     predictor_cache_clear,
+    write_output_columns,
 )
 from studio.registry.models import Model
 from studio.registry.services import model_artifacts_store, model_create
@@ -35,6 +36,58 @@ from tests.conftest import csv_bytes
 from tests.training.factories import dataset_from_csv
 
 # --- filters and splitting (no database) -------------------------------------------------------------
+
+
+def _cell(rng: random.Random, kind: str):
+    if kind == "text":
+        pieces = ["a", ",", '"', "\r", "\n", " ", "\x00", "\t", "é", ""]
+        return "".join(rng.choice(pieces) for _ in range(rng.randint(0, 4)))
+    if kind == "float":
+        return rng.choice([rng.random(), 1e-05, 1e20, float("nan"), float("inf"), -0.0, 3.0])
+    if kind == "int":
+        return rng.randint(-5, 5)
+    if kind == "bool":
+        return rng.random() < 0.5
+    if kind == "none":
+        return None
+    if kind == "other":
+        return rng.choice([1 + 2j, (1, 2), b"ab", "a"])
+    return _cell(rng, rng.choice(["text", "float", "int", "bool", "none"]))
+
+
+def test_it_writes_float_columns_as_repr_across_magnitudes():
+    rng = np.random.default_rng(5)
+    values = np.concatenate([
+        rng.random(50_000), rng.random(20_000) * 1e-3, np.exp(rng.uniform(-60, 60, 60_000)),
+        -np.exp(rng.uniform(-45, 45, 20_000)), rng.integers(-1000, 1000, 5_000).astype(float),
+        [0.0, -0.0, 1e-4, np.nextafter(1e-4, 0), 1e16, np.nextafter(1e16, 0), 0.1, 1 / 3, 5e-324,
+         1.7976931348623157e308, float("nan"), float("inf"), float("-inf")],
+    ]).tolist()
+    out = io.StringIO()
+    write_output_columns(out, input_columns=[], input_cells=[], predicted={"p": values, "q": values[::-1]},
+                         join=False, output_filter=None)
+    assert out.getvalue() == "".join(f"{a!r},{b!r}\n" for a, b in zip(values, values[::-1], strict=True))
+
+
+def test_it_writes_columns_byte_for_byte_as_csv_writer_writes_the_rows():
+    rng = random.Random(7)
+    kinds = ["text", "float", "int", "bool", "none", "mixed", "other"]
+    for trial in range(1500):
+        count = rng.randint(0, 6)
+        chosen = [rng.choice(kinds if trial % 3 == 0 else kinds[:-1]) for _ in range(rng.randint(1, 4))]
+        inputs = [[_cell(rng, "text") for _ in range(count)] for _ in range(rng.randint(0, 2))]
+        predicted = {f"k{j}": [_cell(rng, kind) for _ in range(count)] for j, kind in enumerate(chosen)}
+        if trial % 10 == 0:
+            predicted = dict(list(predicted.items())[:trial % 20 // 10])  # one prediction column, or none
+        join = rng.random() < 0.5
+        fast = io.StringIO()
+        write_output_columns(fast, input_columns=[f"c{i}" for i in range(len(inputs))], input_cells=inputs,
+                             predicted=predicted, join=join, output_filter=None)
+        reference = io.StringIO()
+        cells = [*(inputs if join else []), *predicted.values()]
+        csv.writer(reference, lineterminator="\n").writerows(zip(*cells, strict=True))
+        assert fast.getvalue() == reference.getvalue(), (inputs, predicted, join)
+
 
 NAMES = ["id", "f1", "f2", "f3", "y"]
 
