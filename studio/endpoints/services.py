@@ -323,13 +323,11 @@ def endpoint_variant_wake(*, variant_id: int) -> None:
                                     reason="A request arrived with no instance running (scale from zero, cold start).")
 
 
-def _load(variant: EndpointVariant, now) -> tuple[float, float]:
-    """(invocations per second over the load window, seconds since the last invocation or None)."""
-    since = now.timestamp() - LOAD_WINDOW_SECONDS
-    rows = EndpointMetric.objects.filter(variant=variant, ts__gt=since)
-    total = rows.aggregate(n=Sum("invocations"), s=Sum("seconds"))
-    seconds = max(float(total["s"] or 0), 1.0)
-    return float(total["n"] or 0) / seconds, seconds
+def _load(variant: EndpointVariant, now) -> float:
+    """Invocations per second of a variant over the load window."""
+    total = EndpointMetric.objects.filter(variant=variant, ts__gt=now.timestamp() - LOAD_WINDOW_SECONDS).aggregate(
+        n=Sum("invocations"), s=Sum("seconds"))
+    return float(total["n"] or 0) / max(float(total["s"] or 0), 1.0)
 
 
 def _idle_seconds(variant: EndpointVariant, now) -> float:
@@ -350,7 +348,7 @@ def _decide(endpoint: Endpoint, variant: EndpointVariant, now) -> tuple[int, str
             return 0, "" if current == 0 else "The async backlog is empty: scale to zero."
         wanted = min(high, max(1, backlog))
         return wanted, "" if wanted == current else f"{backlog} async invocation(s) waiting or running."
-    rate, _ = _load(variant, now)
+    rate = _load(variant, now)
     if endpoint.type == EndpointType.SERVERLESS:
         idle_timeout = (endpoint.serverless or {}).get("idle_timeout_seconds", 300)
         idle = _idle_seconds(variant, now)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
 from typing import Any
 
 from django.contrib import messages
@@ -58,33 +56,15 @@ def _project_models(request, project) -> list[Model]:
 # --- endpoints: list ---------------------------------------------------------------------------------
 
 
-def _recent_rps(endpoint: Endpoint, now: float) -> float | None:
-    """Invocations per second over the last minute, summed over variants; None without any interval."""
-    invocations: dict[int, int] = defaultdict(int)
-    seconds: dict[int, float] = defaultdict(float)
-    for row in selectors.metric_rows(endpoint=endpoint, since=now - RECENT_SECONDS):
-        invocations[row.variant_id] += row.invocations
-        seconds[row.variant_id] += row.seconds
-    if not seconds:
-        return None
-    return sum(invocations[v] / seconds[v] for v in seconds if seconds[v] > 0)
-
-
 @login_required
 def endpoint_list(request, project_id):
     access = project_access(request, project_id)
     endpoints = selectors.endpoint_list(user=request.user, project=access.project)
     if wanted := request.GET.get("status"):
         endpoints = endpoints.filter(status=wanted)
-    now = time.time()
-    rows = []
-    for endpoint in endpoints[:500]:
-        variants = selectors.variant_list(endpoint=endpoint)
-        rows.append({"endpoint": endpoint, "variants": len(variants),
-                     "in_service": sum(v["current_instances"] for v in variants),
-                     "desired": sum(v["desired_instances"] for v in variants),
-                     "rps": _recent_rps(endpoint, now),
-                     "p99_ms": selectors.metrics_summary(endpoint=endpoint)["p99_ms"]})
+    endpoints = list(endpoints[:500])
+    overview = selectors.endpoint_list_overview(endpoints=endpoints, recent_seconds=RECENT_SECONDS)
+    rows = [{"endpoint": endpoint, **overview[endpoint.id]} for endpoint in endpoints]
     return render(request, "endpoints/endpoint_list.html", access.context(
         NAV, rows=rows, status_filter=wanted or "", statuses=ENDPOINT_STATUSES))
 
