@@ -273,7 +273,8 @@ class TabularPreprocessor:
         Parameters
         ----------
         columns : mapping of str to sequence of str
-            Every column of :attr:`input_names` (and possibly others), all of one length, at least 1.
+            Every column of :attr:`input_names` (and possibly others), all of one length, at least 1; a
+            column may be an Arrow string array (read that way by batch transform, no Python string per cell).
 
         Returns
         -------
@@ -300,7 +301,7 @@ class TabularPreprocessor:
             if values is None:  # a cell that is not a number: the per-record path words the error
                 return self.transform_records(_column_records(columns))
             numeric[:, k] = values
-        text = {name: _text_column(columns[name]) for name in names if name in categorical}
+        text = {name: _text_column(_as_list(columns[name])) for name in names if name in categorical}
         data = TabularData(feature_names=list(names), numeric=numeric, numeric_names=numeric_names, text=text,
                            y=None, rows=np.arange(1, n + 1), n_dropped=0)
         self._refuse_missing(data)
@@ -535,7 +536,13 @@ def _number_cell(cell: Any) -> float | None:
 def _column_records(columns: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """Columns back as ``{column: cell}`` records: only to word an error the way the per-record path does."""
     names = list(columns)
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=False)]
+    cells = [_as_list(column) for column in columns.values()]
+    return [dict(zip(names, row, strict=True)) for row in zip(*cells, strict=False)]
+
+
+def _as_list(cells: Any) -> Sequence[Any]:
+    """A column as Python values: an Arrow string array (a batch transform part read by Arrow) as its strings."""
+    return cells.to_pylist() if hasattr(cells, "to_pylist") else cells
 
 
 def _number_column(cells: Sequence[Any]) -> np.ndarray | None:
@@ -545,14 +552,23 @@ def _number_column(cells: Sequence[Any]) -> np.ndarray | None:
     cannot settle (a cell Arrow does not read, "inf", non-string cells) goes through ``_number_cell``
     cell by cell.
     """
-    try:
-        joined = "".join(cells)  # a TypeError tells a column holding something other than strings
-    except TypeError:
-        joined = None
-    if joined is not None and "_" not in joined:  # float() takes "1_000", feature_value refuses it
-        values = _arrow_number_column(cells)
-        if values is not None:
-            return values
+    if hasattr(cells, "to_pylist"):  # already an Arrow string array: no Python string per cell
+        import pyarrow.compute as pc
+
+        if not pc.any(pc.match_substring(cells, "_")).as_py():
+            values = _arrow_number_column(cells)
+            if values is not None:
+                return values
+        cells = cells.to_pylist()
+    else:
+        try:
+            joined = "".join(cells)  # a TypeError tells a column holding something other than strings
+        except TypeError:
+            joined = None
+        if joined is not None and "_" not in joined:  # float() takes "1_000", feature_value refuses it
+            values = _arrow_number_column(cells)
+            if values is not None:
+                return values
     parsed = [_number_cell(cell) for cell in cells]
     if any(value is None for value in parsed):
         return None
@@ -570,7 +586,7 @@ def _arrow_number_column(cells: Sequence[str]) -> np.ndarray | None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    strings = pa.array(cells, type=pa.string())
+    strings = cells if isinstance(cells, pa.Array) else pa.array(cells, type=pa.string())
     try:
         values = pc.cast(strings, pa.float64()).to_numpy(zero_copy_only=False, writable=True)
     except pa.ArrowInvalid:

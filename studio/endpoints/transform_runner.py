@@ -33,10 +33,12 @@ import logging
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
 
 from studio.endpoints.transform_output import (  # noqa: F401 - part of this module's interface
     PREDICTED_PREFIX,
@@ -110,16 +112,15 @@ class Plan:
         return cls(fmt=data["fmt"], delimiter=data["delimiter"], columns=list(data["columns"]), parts=parts)
 
 
-def _physical_records(fh: IO[bytes], *, fmt: str) -> Iterator[tuple[int, bytes]]:
+def _physical_records(fh: Iterable[bytes], *, fmt: str, start: int = 0) -> Iterator[tuple[int, bytes]]:
     """(byte offset, raw bytes) of each record of a binary file, blank lines included.
 
     A CSV record ends at a line end outside quotes: doubled quotes inside a field count twice, so the
     parity of the quote count tells whether a newline is inside a quoted field. JSON lines never
     hold a raw newline, so each line is a record.
     """
-    offset = 0
+    offset = start
     pending = b""
-    start = 0
     inside = False
     for line in fh:
         if not pending:
@@ -133,6 +134,130 @@ def _physical_records(fh: IO[bytes], *, fmt: str) -> Iterator[tuple[int, bytes]]
             pending = b""
     if pending:
         yield start, pending
+
+
+class _Packer:
+    """Cuts records into parts: whole records, at most ``max_bytes`` and ``max_records`` a part.
+
+    Records come one at a time (:meth:`add`, any record, blank ones included) or as runs of
+    contiguous non-blank records (:meth:`add_run`, arrays), which are cut with a few numpy searches
+    per part instead of a Python step per record; both cut exactly where the other would.
+    """
+
+    def __init__(self, *, max_bytes: int, max_records: int, whole: bool) -> None:
+        self.max_bytes, self.max_records, self.whole = max_bytes, max_records, whole
+        self.parts: list[Part] = []
+        self.start, self.bytes, self.count, self.first = -1, 0, 0, 0
+
+    def close(self) -> None:
+        if self.count:
+            self.parts.append(Part(index=len(self.parts), offset=self.start, length=self.bytes, first=self.first,
+                                   count=self.count))
+            self.first += self.count
+        self.start, self.bytes, self.count = -1, 0, 0
+
+    def _too_big(self, number: int, size: int) -> TransformError:
+        return TransformError(f"record {number} is {size:,} bytes, more than max_payload_mb "
+                              f"({self.max_bytes // (1024 * 1024)} MB) allows.")
+
+    def _check_whole(self) -> None:
+        if self.whole and self.bytes > self.max_bytes:
+            raise TransformError(f"split_type 'none' sends the whole input as one request, and it is over "
+                                 f"max_payload_mb ({self.max_bytes // (1024 * 1024)} MB): use split_type 'line'.")
+
+    def add(self, offset: int, raw: bytes) -> None:
+        if not raw.strip():
+            if self.count:
+                self.bytes += len(raw)  # a blank line inside a part is skipped when it is read
+            return
+        if len(raw) > self.max_bytes:
+            raise self._too_big(self.first + self.count + 1, len(raw))
+        if self.count and not self.whole and (self.bytes + len(raw) > self.max_bytes
+                                              or self.count >= self.max_records):
+            self.close()
+        if self.start < 0:
+            self.start = offset
+        self.bytes += len(raw)
+        self.count += 1
+        self._check_whole()
+
+    def add_run(self, offsets: np.ndarray, lengths: np.ndarray) -> None:
+        """Contiguous non-blank records: ``offsets[i + 1] == offsets[i] + lengths[i]``."""
+        big = np.flatnonzero(lengths > self.max_bytes)
+        if big.size:
+            i = int(big[0])
+            self.add_run(offsets[:i], lengths[:i])
+            raise self._too_big(self.first + self.count + 1, int(lengths[i]))
+        ends = np.cumsum(lengths)  # bytes from offsets[0] to the end of record i
+        n, j = len(lengths), 0
+        while j < n:
+            if self.start < 0:
+                self.start = int(offsets[j])
+            done = int(ends[j - 1]) if j else 0
+            if self.whole:
+                take = n - j
+            else:
+                fit = int(np.searchsorted(ends, done + self.max_bytes - self.bytes, side="right")) - j
+                take = min(fit, self.max_records - self.count, n - j)
+                if take <= 0 and not self.count:
+                    take = 1  # an empty part takes any record (each is at most max_bytes)
+            if take > 0:
+                self.bytes += int(ends[j + take - 1]) - done
+                self.count += take
+                j += take
+                self._check_whole()
+            if j < n:  # the next record does not fit this part
+                self.close()
+
+
+SPAN_BLOCK = 8 * 1024 * 1024
+# The bytes bytes.strip() removes: a line starting with none of them is not blank.
+_WHITESPACE = np.frombuffer(b" \t\n\r\x0b\x0c", dtype=np.uint8)
+
+
+def _lines_from(head: bytes, carry: bytes, fh: IO[bytes]) -> Iterator[bytes]:
+    """The lines of ``head`` (whole lines), then of ``carry`` + the rest of ``fh``.
+
+    By readline: iterating a Django File goes through chunks(), which starts again from byte 0.
+    """
+    yield from io.BytesIO(head)
+    if first := carry + fh.readline():
+        yield first
+    yield from iter(fh.readline, b"")
+
+
+def _pack_records(fh: IO[bytes], packer: _Packer, *, fmt: str, offset: int) -> None:
+    """Feed every record of ``fh`` (positioned at byte ``offset``) to ``packer``.
+
+    Blocks without a quote (CSV) and without a blank line go to :meth:`_Packer.add_run` with their
+    newline positions found by numpy; the first block holding a quote hands the rest of the file to the
+    exact per-line reader (a quoted field may hold newlines), and a block with a blank line is fed line
+    by line.
+    """
+    carry = b""
+    while block := fh.read(SPAN_BLOCK):
+        data = carry + block
+        cut = data.rfind(b"\n") + 1
+        if fmt == CSV_FORMAT and data.find(b'"', 0, cut) >= 0:
+            lines = _lines_from(data[:cut], data[cut:], fh)
+            for start, raw in _physical_records(lines, fmt=fmt, start=offset):
+                packer.add(start, raw)
+            return
+        carry = data[cut:]
+        if not cut:
+            continue
+        ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8, count=cut) == 10) + 1
+        starts = np.concatenate(([0], ends[:-1]))
+        maybe_blank = np.flatnonzero(np.isin(np.frombuffer(data, dtype=np.uint8, count=cut)[starts], _WHITESPACE))
+        if any(not data[starts[i]:ends[i]].strip() for i in maybe_blank.tolist()):
+            for line in io.BytesIO(data[:cut]):
+                packer.add(offset, line)
+                offset += len(line)
+            continue
+        packer.add_run(starts + offset, ends - starts)
+        offset += cut
+    if carry:
+        packer.add(offset, carry)
 
 
 def plan_parts(fh: IO[bytes], *, fmt: str, delimiter: str, columns: list[str] | None, max_bytes: int,
@@ -165,43 +290,19 @@ def plan_parts(fh: IO[bytes], *, fmt: str, delimiter: str, columns: list[str] | 
     TransformError
         An empty input, a record over ``max_bytes``, or a whole input over it.
     """
-    records = _physical_records(fh, fmt=fmt)
+    offset = 0
     if fmt == CSV_FORMAT:
-        try:
-            _, header = next(records)
-        except StopIteration:
-            raise TransformError("the input is empty: it has no header row.") from None
+        # The header alone, read line by line (it may hold quoted newlines); the records follow it.
+        header = next((raw for _, raw in _physical_records(iter(fh.readline, b""), fmt=fmt)), b"")
+        if not header:
+            raise TransformError("the input is empty: it has no header row.")
+        offset = len(header)
         parsed = next(csv.reader(io.StringIO(header.decode("utf-8-sig")), delimiter=delimiter), [])
         columns = [name.strip() for name in parsed]
-    parts: list[Part] = []
-    part_start, part_bytes, part_count, first = -1, 0, 0, 0
-
-    def close() -> None:
-        nonlocal part_start, part_bytes, part_count, first
-        if part_count:
-            parts.append(Part(index=len(parts), offset=part_start, length=part_bytes, first=first, count=part_count))
-            first += part_count
-        part_start, part_bytes, part_count = -1, 0, 0
-
-    for offset, raw in records:
-        if not raw.strip():
-            if part_count:
-                part_bytes += len(raw)  # a blank line inside a part is skipped when it is read
-            continue
-        if len(raw) > max_bytes:
-            raise TransformError(f"record {first + part_count + 1} is {len(raw):,} bytes, more than max_payload_mb "
-                                 f"({max_bytes // (1024 * 1024)} MB) allows.")
-        if part_count and not whole and (part_bytes + len(raw) > max_bytes or part_count >= max_records):
-            close()
-        if part_start < 0:
-            part_start = offset
-        part_bytes += len(raw)
-        part_count += 1
-        if whole and part_bytes > max_bytes:
-            raise TransformError(f"split_type 'none' sends the whole input as one request, and it is over "
-                                 f"max_payload_mb ({max_bytes // (1024 * 1024)} MB): use split_type 'line'.")
-    close()
-    return Plan(fmt=fmt, delimiter=delimiter, columns=list(columns or []), parts=parts)
+    packer = _Packer(max_bytes=max_bytes, max_records=max_records, whole=whole)
+    _pack_records(fh, packer, fmt=fmt, offset=offset)
+    packer.close()
+    return Plan(fmt=fmt, delimiter=delimiter, columns=list(columns or []), parts=packer.parts)
 
 
 def read_part_rows(data: bytes, *, plan: Plan, part: Part) -> list[list[str]]:
@@ -262,6 +363,43 @@ def read_part_columns(data: bytes, *, plan: Plan, part: Part) -> list[Sequence[s
                 cells = body.replace("\n", plan.delimiter).split(plan.delimiter)
                 return [cells[j::width] for j in range(width)]
     return list(zip(*read_part_rows(data, plan=plan, part=part), strict=True))
+
+
+def read_part_arrow(data: bytes, *, plan: Plan, part: Part) -> list[Any] | None:
+    """The records of a CSV part as one Arrow string array per input column, split by Arrow's C reader.
+
+    Only for a part with no quote, carriage return or NUL, where splitting on newlines and the delimiter
+    is what csv.reader does; a blank line or a record of the wrong width makes Arrow disagree with the
+    plan (a row count or width error), and then None leaves the part to :func:`read_part_columns`, which
+    reads it or words the error.
+    """
+    width = len(plan.columns)
+    if plan.fmt != CSV_FORMAT or not width or len(plan.delimiter) != 1 or data.startswith(b"\xef\xbb\xbf") or any(
+            mark in data for mark in (b'"', b"\r", b"\x00")):
+        return None
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    names = [f"c{i}" for i in range(width)]  # header names may repeat or be blank; positions are what count
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=max(len(data), 1 << 20)),
+            parse_options=pacsv.ParseOptions(delimiter=plan.delimiter, quote_char=False, double_quote=False,
+                                             escape_char=False, newlines_in_values=False, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if table.num_rows != part.count:
+        return None
+    return [table.column(i).combine_chunks() for i in range(width)]
+
+
+def plain_columns(columns: list[Any]) -> list[Sequence[str]]:
+    """Columns of cells as Python sequences (an Arrow array as its list of strings)."""
+    return [column.to_pylist() if hasattr(column, "to_pylist") else column for column in columns]
 
 
 # --- predictions as output columns ----------------------------------------------------------------
@@ -454,10 +592,12 @@ def run_part(*, job_id: Any, index: int) -> str:
         by_columns = None
         if (job.batch_strategy != "single_record" and not text_input
                 and getattr(predictor, "answers_by_columns", False)):
-            every = read_part_columns(data, plan=plan, part=part)
+            every = read_part_arrow(data, plan=plan, part=part) or read_part_columns(data, plan=plan, part=part)
             by_columns = predict_part_columns(predictor, every, names=names, positions=positions)
             if by_columns is None:
-                rows = [list(row) for row in zip(*every, strict=True)]
+                rows = [list(row) for row in zip(*plain_columns(every), strict=True)]
+            elif job.join_source == "input":
+                by_columns = (plain_columns(by_columns[0]), by_columns[1])
         else:
             rows = read_part_rows(data, plan=plan, part=part)
         if by_columns is None:

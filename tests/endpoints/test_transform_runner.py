@@ -140,6 +140,72 @@ def test_it_fills_parts_up_to_the_byte_limit_and_refuses_a_record_too_large():
     assert [(p.first, p.count) for p in whole.parts] == [(0, 100)]
 
 
+def _plan_record_by_record(content: bytes, *, fmt: str, max_bytes: int, max_records: int, whole: bool):
+    """The reference plan: every record through the per-record packer, as the whole file was once read."""
+    records = transform_runner._physical_records(io.BytesIO(content), fmt=fmt)
+    offset = len(next(records)[1]) if fmt == "csv" else 0
+    packer = transform_runner._Packer(max_bytes=max_bytes, max_records=max_records, whole=whole)
+    for start, raw in transform_runner._physical_records(io.BytesIO(content[offset:]), fmt=fmt, start=offset):
+        packer.add(start, raw)
+    packer.close()
+    return packer.parts
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_it_plans_by_blocks_exactly_as_record_by_record(monkeypatch, fmt):
+    monkeypatch.setattr(transform_runner, "SPAN_BLOCK", 64)  # many blocks, records across block ends
+    rng = random.Random(7)
+    for _ in range(400):
+        lines = ["a,b\n"] if fmt == "csv" else []
+        for _ in range(rng.randint(0, 30)):
+            kind = rng.random()
+            if kind < 0.1:
+                lines.append(rng.choice(["\n", "  \n", "\t\r\n"]))
+            elif kind < 0.15:
+                lines.append('"x\ny",z\n')
+            else:
+                lines.append(f"{rng.randint(0, 10 ** rng.randint(0, 12))},{'q' * rng.randint(0, 20)}\n")
+        if lines and rng.random() < 0.3:
+            lines[-1] = lines[-1].rstrip("\n")
+        content = "".join(lines).encode()
+        options = {"max_bytes": rng.randint(20, 120), "max_records": rng.randint(1, 6), "whole": rng.random() < 0.2}
+        try:
+            expected = _plan_record_by_record(content, fmt=fmt, **options)
+        except (TransformError, StopIteration) as exc:
+            expected = exc
+        try:
+            got = plan_parts(io.BytesIO(content), fmt=fmt, delimiter=",", columns=["a", "b"], **options).parts
+        except TransformError as exc:
+            got = exc
+        if isinstance(expected, StopIteration):
+            assert isinstance(got, TransformError) and "empty" in str(got)
+        elif isinstance(expected, TransformError):
+            assert str(got) == str(expected), content
+        else:
+            assert got == expected, content
+
+
+@pytest.mark.parametrize("body", [
+    b"1,x,2.5\n3,y,-1e-3\n", b"1,,2\n,,\n", b"1,x,2\n3,y,4",  # plain, empty cells, no final newline
+])
+def test_it_reads_a_plain_part_with_arrow_as_the_csv_reader_does(body):
+    plan = transform_runner.Plan(fmt="csv", delimiter=",", columns=["a", "b", "a"], parts=[])
+    part = transform_runner.Part(index=0, offset=0, length=len(body), first=0, count=body.strip().count(b"\n") + 1)
+    arrow = transform_runner.read_part_arrow(body, plan=plan, part=part)
+    assert arrow is not None
+    assert transform_runner.plain_columns(arrow) == [list(c) for c in transform_runner.read_part_columns(
+        body, plan=plan, part=part)]
+
+
+@pytest.mark.parametrize("body", [
+    b'1,"x",2\n', b"1,x,2\r\n", b"1,x,2\n\n3,y,4\n", b"1,x\n", b"1,x,2,3\n", b"1,\xff,2\n",
+])
+def test_it_leaves_parts_arrow_cannot_read_exactly_to_the_csv_reader(body):
+    plan = transform_runner.Plan(fmt="csv", delimiter=",", columns=["a", "b", "c"], parts=[])
+    part = transform_runner.Part(index=0, offset=0, length=len(body), first=0, count=1)
+    assert transform_runner.read_part_arrow(body, plan=plan, part=part) is None
+
+
 def test_it_flattens_each_prediction_shape_into_columns():
     assert flatten_prediction({"label": "yes", "probabilities": {"no": 0.2, "yes": 0.8}}) == {
         "label": "yes", "p_no": 0.2, "p_yes": 0.8}
@@ -482,6 +548,8 @@ def test_a_bad_cell_fails_by_columns_with_the_per_record_message(world, models, 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_it_parses_numeric_columns_as_the_per_record_path_does(seed):
     """Every way a numeric cell is written, column by column (Arrow's cast) against record by record (float())."""
+    import pyarrow as pa
+
     from studio.datasets.preprocessing import InputError, TabularPreprocessor
     from studio.datasets.tabular import TabularData
 
@@ -499,10 +567,12 @@ def test_it_parses_numeric_columns_as_the_per_record_path_does(seed):
         columns = {name: [rng.choice(forms) if rng.random() < 0.5 else f"{rng.gauss(0, 1):.6g}" for _ in range(n)]
                    for name in names}
         records = [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+        arrow = {name: pa.array(cells, type=pa.string()) for name, cells in columns.items()}  # as parts read by Arrow
         outcomes = []
-        for run, given in ((pre.transform_columns, columns), (pre.transform_records, records)):
+        for run, given in ((pre.transform_columns, columns), (pre.transform_columns, arrow),
+                           (pre.transform_records, records)):
             try:
                 outcomes.append(run(given).tobytes())
             except InputError as exc:
                 outcomes.append(str(exc))
-        assert outcomes[0] == outcomes[1], columns
+        assert outcomes[0] == outcomes[1] == outcomes[2], columns
