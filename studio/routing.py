@@ -6,6 +6,7 @@ from django.urls import path
 
 from studio.accounts.consumers import ProjectConsumer
 from studio.endpoints.consumers import EndpointConsumer
+from studio.pipelines.consumers import PipelineExecutionConsumer
 from studio.training.consumers import TrainingJobConsumer
 from studio.tuning.consumers import TuningJobConsumer
 
@@ -13,5 +14,6 @@ websocket_urlpatterns = [
     path("ws/training-jobs/<uuid:job_id>/", TrainingJobConsumer.as_asgi()),
     path("ws/tuning-jobs/<uuid:tuning_job_id>/", TuningJobConsumer.as_asgi()),
     path("ws/endpoints/<uuid:endpoint_id>/", EndpointConsumer.as_asgi()),
+    path("ws/pipeline-executions/<uuid:execution_id>/", PipelineExecutionConsumer.as_asgi()),
     path("ws/projects/<uuid:project_id>/", ProjectConsumer.as_asgi()),
 ]

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "django_celery_beat",
     "django_htmx",
     "studio.core",
     "studio.accounts.apps.AccountsConfig",
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
     "studio.registry",
     "studio.tuning.apps.TuningConfig",
     "studio.endpoints.apps.EndpointsConfig",
+    "studio.pipelines.apps.PipelinesConfig",
 ]
 
 MIDDLEWARE = [
@@ -212,6 +214,10 @@ STUDIO_HEARTBEAT_TIMEOUT = env_int("STUDIO_HEARTBEAT_TIMEOUT", 120)
 STUDIO_WORKER_CONCURRENCY = env_int("STUDIO_WORKER_CONCURRENCY", 2)
 STUDIO_TUNING_RECONCILE_SECONDS = env_int("STUDIO_TUNING_RECONCILE_SECONDS", 10)
 STUDIO_PENDING_REQUEUE_SECONDS = env_int("STUDIO_PENDING_REQUEUE_SECONDS", 300)
+# Pipelines: a step running on a worker whose heartbeat is older than this lost its worker (retried or
+# failed); steps waiting on jobs are polled this often.
+STUDIO_PIPELINE_STEP_STALE_SECONDS = env_int("STUDIO_PIPELINE_STEP_STALE_SECONDS", 120)
+STUDIO_PIPELINE_POLL_SECONDS = env_int("STUDIO_PIPELINE_POLL_SECONDS", 2)
 
 # --- endpoint runtime: the agent (manage.py runendpoints), its instance processes and the gateway -----
 # Unique per running agent; instances bind STUDIO_ENDPOINT_HOST and are reached at the advertised host
@@ -247,6 +253,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "reconcile-tuning-jobs": {
         "task": "studio.tuning.tasks.tuning_jobs_reconcile_task",
+        "schedule": float(STUDIO_TUNING_RECONCILE_SECONDS),
+    },
+    "reconcile-pipeline-executions": {
+        "task": "studio.pipelines.tasks.pipeline_executions_reconcile_task",
         "schedule": float(STUDIO_TUNING_RECONCILE_SECONDS),
     },
 }

@@ -16,6 +16,7 @@ api_v1 = [
     path("projects/<uuid:project_id>/", include("studio.tuning.api_urls")),
     path("projects/<uuid:project_id>/", include("studio.endpoints.transform_urls")),
     path("projects/<uuid:project_id>/", include("studio.endpoints.api_urls")),
+    path("projects/<uuid:project_id>/", include("studio.pipelines.api_urls")),
 ]
 
 urlpatterns = [
@@ -31,5 +32,6 @@ urlpatterns = [
     path("projects/<uuid:project_id>/models/", include("studio.registry.urls")),
     path("projects/<uuid:project_id>/endpoints/", include("studio.endpoints.urls")),
     path("projects/<uuid:project_id>/transform-jobs/", include(transform_urlpatterns)),
+    path("projects/<uuid:project_id>/pipelines/", include("studio.pipelines.urls")),
     path("projects/<uuid:project_id>/algorithms/", include("studio.core.algorithm_urls")),
 ]

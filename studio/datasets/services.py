@@ -40,6 +40,7 @@ from studio.datasets.images import (
 from studio.datasets.models import Dataset, DatasetKind, DatasetStatus
 from studio.datasets.profiling import CsvError, profile_csv
 from studio.datasets.selectors import dataset_active_job, dataset_active_tuning_job
+from studio.datasets.signals import dataset_ready_on_commit
 from studio.datasets.text import TextError, profile_text
 from studio.datasets.uploads import max_upload_bytes, too_large_message
 
@@ -225,6 +226,7 @@ def _store(*, user: User, project: Project, upload: UploadedFile, filename: str,
             )
             audit(actor=user, verb="uploaded dataset", project=project, target=name,
                   data={"dataset": str(dataset.id), "kind": kind, "rows": profiled.rows, "size_bytes": size})
+            dataset_ready_on_commit(dataset)
     except IntegrityError:
         storage_delete_prefix(prefix)
         raise Conflict(f"a dataset named '{name}' already exists in this project; choose another name.") from None

@@ -35,6 +35,7 @@ from studio.accounts.services import audit
 from studio.core.errors import Conflict
 from studio.core.naming import unique_name
 from studio.datasets.models import Dataset, DatasetKind, DatasetStatus
+from studio.datasets.signals import dataset_ready_on_commit
 from studio.endpoints.models import TransformJob, TransformStatus
 from studio.endpoints.transform_runner import (
     FilterError,
@@ -493,6 +494,8 @@ def transform_job_complete(*, job: TransformJob, output_dataset: Dataset) -> boo
     job.refresh_from_db()
     publish_status(job=job)
     _cleanup_parts(job)
+    # Only now is the output ready for good: a job stopped before this point deletes it.
+    dataset_ready_on_commit(output_dataset)
     return True
 
 

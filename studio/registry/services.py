@@ -34,6 +34,7 @@ from studio.datasets.preprocessing import FILENAME as PREPROCESSING_FILENAME
 from studio.datasets.preprocessing import TabularPreprocessor
 from studio.registry import selectors
 from studio.registry.models import ApprovalStatus, Model, ModelGroup, ModelVersion
+from studio.registry.signals import model_version_approved_on_commit
 
 if TYPE_CHECKING:
     from studio.accounts.models import Project, User
@@ -381,6 +382,8 @@ def model_version_update(*, user: User, version: ModelVersion, approval_status: 
               target=f"{group.name} v{version.version}",
               data={"model_group": str(group.id), "version": version.version, "model": str(version.model_id),
                     "from": previous, "to": status})
+        if approved:
+            model_version_approved_on_commit(version, user=user)
     if description is not None and description.strip() != version.description:
         version.description = description.strip()
         fields.append("description")

@@ -13,6 +13,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from studio.accounts.services import api_token_create
 from studio.datasets.models import Dataset
 from studio.endpoints.models import AsyncInvocation, Endpoint, EndpointVariant, InvokeKey, TransformJob
+from studio.pipelines.models import Pipeline, PipelineExecution, PipelineSchedule, PipelineTrigger
 from studio.registry.models import Model, ModelGroup, ModelVersion
 from studio.training.models import TrainingJob
 from studio.tuning.models import TuningJob
@@ -54,6 +55,10 @@ def victims(world):
     token, _ = api_token_create(user=world.owner, name="owner's")
     version = ModelVersion.objects.create(group=ModelGroup.objects.create(project=world.project, name="g"), version=1,
                                           model=model)
+    pipeline = Pipeline.objects.create(project=world.project, name="p", definition={"parameters": {}, "steps": []})
+    execution = PipelineExecution.objects.create(pipeline=pipeline, project=world.project, number=1)
+    schedule = PipelineSchedule.objects.create(pipeline=pipeline, cron="0 3 * * *")
+    trigger = PipelineTrigger.objects.create(pipeline=pipeline, event="dataset_created")
     return {
         "project_id": world.project.id, "slug": world.team.slug, "dataset_id": dataset.id, "job_id": job.id,
         "model_id": model.id, "token_id": token.id, "username": world.member.username,
@@ -61,6 +66,7 @@ def victims(world):
         "endpoint_id": endpoint.id, "key_id": key.id,
         "transform_job_id": transform.id, "invocation_id": invocation.id,
         "group_id": version.group_id, "version": version.version,
+        "pipeline_id": pipeline.id, "execution_id": execution.id, "schedule_id": schedule.id, "trigger_id": trigger.id,
     }
 
 

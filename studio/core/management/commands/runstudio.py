@@ -48,8 +48,10 @@ class Command(BaseCommand):
                     "--no-access-log"],
             "worker": [python, "-m", "celery", "-A", "studio", "worker", "-Q", "training,inference,default",
                        "--concurrency", str(concurrency), "--loglevel", "INFO", "-n", "worker@%h"],
+            # Entries live in the database (pipeline schedules are added and changed while beat runs); the
+            # DatabaseScheduler also syncs CELERY_BEAT_SCHEDULE's reconcilers into it at start.
             "beat": [python, "-m", "celery", "-A", "studio", "beat", "--loglevel", "INFO",
-                     "-s", str(settings.DATA_DIR / "celerybeat-schedule")],
+                     "-S", "django_celery_beat.schedulers:DatabaseScheduler"],
             # Starts, drains and watches endpoint instance processes; autoscales; rolls up invocation metrics.
             "endpoints": [python, str(settings.BASE_DIR / "manage.py"), "runendpoints"],
         }
