@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # `make bench` also installs the `bench` extra (mlflow, the reference server); `make test` never does.
 BENCH_STAMP := $(VENV)/.installed-bench-stamp
 
-.PHONY: run test test-fast lint format bench migrate clean
+.PHONY: run test test-fast lint format bench migrate clean fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ test-fast: $(STAMP)
 	@data_dir=$$(mktemp -d); \
 	STUDIO_DATA_DIR=$$data_dir $(BIN)/python -m pytest -m "not e2e and not worker" $(PYTEST_ARGS); status=$$?; \
 	rm -rf $$data_dir; exit $$status
+
+# schemathesis over the whole API, deeper than `make test` runs it: STUDIO_FUZZ_EXAMPLES examples per operation
+# (default 100) in every phase; STUDIO_FUZZ_SEED picks another run (tests/security/test_schemathesis.py).
+fuzz: $(STAMP)
+	@data_dir=$$(mktemp -d); \
+	STUDIO_FUZZ_EXAMPLES=$${STUDIO_FUZZ_EXAMPLES:-100} STUDIO_DATA_DIR=$$data_dir \
+	$(BIN)/python -m pytest tests/security/test_schemathesis.py -q -s -p no:cacheprovider $(PYTEST_ARGS); \
+	status=$$?; rm -rf $$data_dir; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

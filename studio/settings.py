@@ -8,6 +8,7 @@ from pathlib import Path
 import dj_database_url
 import plotly
 from django.core.management.utils import get_random_secret_key
+from redis import exceptions as redis_exceptions
 
 from studio.core.env import env_bool, env_int, env_list, env_str
 
@@ -59,10 +60,14 @@ INSTALLED_APPS = [
     "studio.tuning.apps.TuningConfig",
     "studio.endpoints.apps.EndpointsConfig",
     "studio.pipelines.apps.PipelinesConfig",
+    "studio.experiments.apps.ExperimentsConfig",
+    "studio.social.apps.SocialConfig",
+    "studio.ops.apps.OpsConfig",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "studio.core.headers.SecurityHeadersMiddleware",  # CSP, Permissions-Policy, CORP (static files too)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -120,6 +125,16 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Sign-in with the failed-attempt limit in front (studio/accounts/ratelimit.py); ModelBackend stays listed so
+# sessions made before keep working. Limits: failed sign-ins per username and client address in a window, and
+# sign-ups per client address per hour (429 past them).
+AUTHENTICATION_BACKENDS = ["studio.accounts.ratelimit.RateLimitedModelBackend",
+                           "django.contrib.auth.backends.ModelBackend"]
+STUDIO_LOGIN_MAX_FAILURES = env_int("STUDIO_LOGIN_MAX_FAILURES", 5)
+STUDIO_LOGIN_FAILURE_WINDOW = env_int("STUDIO_LOGIN_FAILURE_WINDOW", 900)
+# The suite signs up hundreds of users from 127.0.0.1 in one process (the API fuzzer too); its tests of the limit
+# set it low themselves.
+STUDIO_SIGNUP_MAX_PER_HOUR = env_int("STUDIO_SIGNUP_MAX_PER_HOUR", 1000 if TESTING else 20)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -133,6 +148,7 @@ STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns about a missing root; finde
 # plotly.js comes from the plotly package's own bundled file, served as static/plotly/plotly.min.js.
 STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", Path(plotly.__file__).parent / "package_data")]
 WHITENOISE_USE_FINDERS = True  # serve straight from the app folders too: no collectstatic step to forget
+WHITENOISE_ALLOW_ALL_ORIGINS = False  # only our own pages use our assets: no "Access-Control-Allow-Origin: *"
 MEDIA_ROOT = DATA_DIR / "media"
 
 STORAGE_BACKEND = env_str("STORAGE_BACKEND", "local")
@@ -174,13 +190,18 @@ if not REDIS_URL:
 else:
     STUDIO_EMBEDDED_REDIS = False
 
+# After a Redis restart, pooled connections are dead: retry a command once on a fresh connection instead of
+# failing the first websocket connect or cache read that meets one (tests/faults/test_redis_restart.py).
+_REDIS_RETRY = {"retry_on_error": [redis_exceptions.ConnectionError, redis_exceptions.TimeoutError]}
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("STUDIO_CHANNEL_PREFIX", "studio")},
+        "CONFIG": {"hosts": [{"address": REDIS_URL, **_REDIS_RETRY}],
+                   "prefix": env_str("STUDIO_CHANNEL_PREFIX", "studio")},
     }
 }
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                      "OPTIONS": _REDIS_RETRY}}
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
@@ -239,6 +260,8 @@ STUDIO_ENDPOINT_COLD_START_TIMEOUT = env_int("STUDIO_ENDPOINT_COLD_START_TIMEOUT
 STUDIO_ENDPOINT_INVOKE_TIMEOUT = env_int("STUDIO_ENDPOINT_INVOKE_TIMEOUT", 60)
 STUDIO_ENDPOINT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 CELERY_BEAT_SCHEDULE = {
+    "debugger-stalled-training": {"task": "studio.training.tasks.stalled_training_check_task",
+                                  "schedule": float(STUDIO_RECONCILE_SECONDS)},
     "reconcile-training-jobs": {
         "task": "studio.training.tasks.training_jobs_reconcile_task",
         "schedule": float(STUDIO_RECONCILE_SECONDS),
@@ -259,6 +282,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "studio.pipelines.tasks.pipeline_executions_reconcile_task",
         "schedule": float(STUDIO_TUNING_RECONCILE_SECONDS),
     },
+    # The admin dashboard's live charts (queue depths, invocation rates); a sample older than 30 s is worthless
+    # (expire_seconds: django-celery-beat's DatabaseScheduler, which runstudio uses, turns it into expires).
+    "ops-metrics-sample": {
+        "task": "studio.ops.tasks.ops_metrics_sample_task",
+        "schedule": float(env_int("STUDIO_OPS_SAMPLE_SECONDS", 5)),
+        "options": {"expire_seconds": 30},
+    },
 }
 
 # --- REST API ----------------------------------------------------------------------------------
@@ -271,7 +301,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "studio.core.api.Pagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "studio.core.api.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, plus the error answers of API.md on every operation.
+    "DEFAULT_SCHEMA_CLASS": "studio.core.openapi.StudioAutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -302,6 +333,17 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY") else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Django's defaults, stated so a change is deliberate (tests/security/test_headers.py checks them).
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# Request parsing limits: form fields and files per request (uploads send one file), and non-file bodies held in
+# memory (JSON bodies; files stream to disk under STUDIO_MAX_UPLOAD_MB). Past them the API answers 400 / 413.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+DATA_UPLOAD_MAX_NUMBER_FILES = 20
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # 2.5 MB
 
 LOGGING = {
     "version": 1,

@@ -9,6 +9,7 @@ from studio.endpoints.urls import transform_urlpatterns
 api_v1 = [
     path("", include("studio.accounts.api_urls")),
     path("", include("studio.core.api_urls")),
+    path("", include("studio.training.debugger_api")),
     path("", include("studio.endpoints.async_urls")),
     path("projects/<uuid:project_id>/", include("studio.datasets.api_urls")),
     path("projects/<uuid:project_id>/", include("studio.training.api_urls")),
@@ -17,6 +18,9 @@ api_v1 = [
     path("projects/<uuid:project_id>/", include("studio.endpoints.transform_urls")),
     path("projects/<uuid:project_id>/", include("studio.endpoints.api_urls")),
     path("projects/<uuid:project_id>/", include("studio.pipelines.api_urls")),
+    path("projects/<uuid:project_id>/", include("studio.experiments.api_urls")),
+    path("", include("studio.social.api_urls")),
+    path("ops/", include("studio.ops.api_urls")),
 ]
 
 urlpatterns = [
@@ -33,5 +37,11 @@ urlpatterns = [
     path("projects/<uuid:project_id>/endpoints/", include("studio.endpoints.urls")),
     path("projects/<uuid:project_id>/transform-jobs/", include(transform_urlpatterns)),
     path("projects/<uuid:project_id>/pipelines/", include("studio.pipelines.urls")),
+    path("projects/<uuid:project_id>/experiments/", include("studio.experiments.urls")),
+    path("", include("studio.social.urls")),
+    path("ops/", include("studio.ops.urls")),
     path("projects/<uuid:project_id>/algorithms/", include("studio.core.algorithm_urls")),
 ]
+
+# A dependency down (Redis, the broker, the database) is a 503, a full disk a 507: see studio/core/outages.py.
+handler500 = "studio.core.outages.server_error"

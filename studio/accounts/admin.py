@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
-from studio.accounts.models import ApiToken, AuditEvent, Membership, Project, Team, User
+from studio.accounts.models import ApiToken, AuditEvent, Invitation, Membership, Project, Team, User
 
 admin.site.register(User, UserAdmin)
 
@@ -38,3 +38,19 @@ class ApiTokenAdmin(admin.ModelAdmin):
 class AuditEventAdmin(admin.ModelAdmin):
     list_display = ["created_at", "actor", "verb", "target", "team", "project"]
     list_filter = ["verb"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["team", "invitee", "prefix", "role", "status", "uses", "max_uses", "expires_at", "invited_by"]
+    list_filter = ["status", "role"]
+    readonly_fields = ["prefix", "token_hash"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "team", "role", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__username", "team__name", "team__slug"]
+    raw_id_fields = ["user", "team"]
+    list_select_related = ["user", "team"]

@@ -5,6 +5,7 @@ import uuid
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils import timezone
 
 
 class User(AbstractUser):
@@ -107,3 +108,70 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.verb} {self.target}"
+
+
+class InvitationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    REVOKED = "revoked", "Revoked"
+
+
+class Invitation(models.Model):
+    """An offer to join a team with a role: addressed to one user, or a secret link anyone holding it may use.
+
+    A link keeps only a SHA-256 of its secret (like ApiToken): the URL is shown once, to the inviter.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invitations")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Exactly one of invitee (by username) and token_hash (by link) is set.
+    invitee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="invitations"
+    )
+    token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    prefix = models.CharField(max_length=16, blank=True)
+    # A username invitation is used once; a link as many times as its inviter chose.
+    max_uses = models.PositiveIntegerField(default=1)
+    uses = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=InvitationStatus.choices, default=InvitationStatus.PENDING)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    responded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(invitee__isnull=False, token_hash__isnull=True)
+                           | models.Q(invitee__isnull=True, token_hash__isnull=False)),
+                name="invitation_user_xor_link",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = self.invitee.username if self.invitee_id else f"link {self.prefix}…"
+        return f"{who} → {self.team} ({self.role}, {self.state})"
+
+    @property
+    def is_link(self) -> bool:
+        return self.token_hash is not None
+
+    @property
+    def state(self) -> str:
+        """What a person sees: pending, accepted, declined, revoked, expired or used up."""
+        if self.status != InvitationStatus.PENDING:
+            return self.status
+        if self.uses >= self.max_uses:
+            return "used up"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"
+
+    @property
+    def is_usable(self) -> bool:
+        return self.state == "pending"

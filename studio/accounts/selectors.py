@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils import timezone
 
-from studio.accounts.models import ApiToken, AuditEvent, Membership, Project, Team
+from studio.accounts.models import ApiToken, AuditEvent, Invitation, InvitationStatus, Membership, Project, Team
 
 if TYPE_CHECKING:
     from studio.accounts.models import User
@@ -67,3 +69,32 @@ def audit_event_list(*, user: User, project: Project | None = None) -> QuerySet[
     if project is not None:
         events = events.filter(project=project)
     return events
+
+
+def team_event_list(*, user: User, team: Team) -> QuerySet[AuditEvent]:
+    """Team-level events (members, roles, invitations), not those of its projects."""
+    team_get(user=user, slug=team.slug)  # raises 404 for outsiders
+    return AuditEvent.objects.filter(team=team, project__isnull=True).select_related("actor")
+
+
+def invitation_list(*, user: User, team: Team) -> QuerySet[Invitation]:
+    """A team's invitations, newest first. Who may see them (admins) is the caller's check."""
+    team_get(user=user, slug=team.slug)  # raises 404 for outsiders
+    return Invitation.objects.filter(team=team).select_related("invitee", "invited_by")
+
+
+def pending_invitations_for(*, user: User) -> QuerySet[Invitation]:
+    """Invitations addressed to ``user`` by username that they can still accept."""
+    if not user.is_authenticated:
+        return Invitation.objects.none()
+    return (Invitation.objects.filter(invitee=user, status=InvitationStatus.PENDING, expires_at__gt=timezone.now())
+            .select_related("team", "invited_by"))
+
+
+def invitation_by_token(*, token: str) -> Invitation:
+    """The invitation of a link. Holding the secret is what lets anyone see it, so this is not team-scoped."""
+    digest = hashlib.sha256((token or "").encode()).hexdigest()  # the same hash services stores
+    invitation = Invitation.objects.select_related("team", "invited_by").filter(token_hash=digest).first()
+    if invitation is None:
+        raise Http404("No such invitation.")
+    return invitation

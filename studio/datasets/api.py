@@ -28,7 +28,8 @@ class ColumnOut(serializers.Serializer):
 
 class DatasetOut(serializers.ModelSerializer):
     columns = ColumnOut(many=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # null once the user who made it is deleted (SET_NULL), and the schema says so.
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     project = serializers.UUIDField(source="project_id", read_only=True)
 
     class Meta:
@@ -141,8 +142,10 @@ class DatasetDownloadApi(APIView):
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request, project_id, dataset_id):
         dataset = _dataset(request, project_id, dataset_id)
+        # The documented type whatever the file's name: the uploader chose the name, not how clients treat it.
         return FileResponse(selectors.dataset_open(dataset=dataset), as_attachment=True,
-                            filename=selectors.dataset_download_name(dataset=dataset))
+                            filename=selectors.dataset_download_name(dataset=dataset),
+                            content_type="application/octet-stream")
 
     def perform_content_negotiation(self, request, force=False):
         # The body is a file whatever the client accepts; only errors are rendered (as JSON).

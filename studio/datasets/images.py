@@ -26,8 +26,8 @@ at ``box_coords[box_offsets[i]:box_offsets[i + 1]]`` (float32 x1, y1, x2, y2 in 
 (npz members inflate one at a time, so the page never reads ``X``).
 
 Untrusted archives: absolute paths and ``..`` (zip slip) are refused before anything is read; the
-file count, each file's uncompressed size, the total uncompressed size, each file's compression
-ratio and each image's pixel count are capped (zip and decompression bombs), and sizes are checked
+file count, each file's uncompressed size, the total uncompressed size, each file's and the whole
+archive's compression ratio and each image's pixel count are capped (zip and decompression bombs), and sizes are checked
 against the bytes actually inflated, not only the sizes the archive declares. Nothing is extracted
 to disk: members are read into memory one at a time, so paths in the archive never touch the filesystem.
 """
@@ -56,6 +56,9 @@ MAX_FILE_BYTES = 32 * 1024 * 1024
 MAX_TOTAL_BYTES = 2 * 1024 * 1024 * 1024
 MAX_RATIO = 100  # uncompressed / compressed; only checked above RATIO_MIN_BYTES (tiny files compress oddly)
 RATIO_MIN_BYTES = 1024 * 1024
+# The same ratio over the whole archive, past this many uncompressed bytes: many files each too small for the
+# per-file check (a thousand solid-colour BMPs) still make a bomb together.
+ARCHIVE_RATIO_MIN_BYTES = 32 * 1024 * 1024
 MAX_PIXELS = 40_000_000
 ANNOTATIONS = "annotations.json"
 GALLERY_MAX = 24
@@ -125,7 +128,7 @@ def _members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     infos = zf.infolist()
     if len(infos) > MAX_FILES:
         raise ImageZipError(f"the archive has {len(infos):,} entries; at most {MAX_FILES:,} are allowed.")
-    total = 0
+    total = compressed = 0
     members = []
     for info in infos:
         _check_name(info.filename)
@@ -138,10 +141,14 @@ def _members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
             raise ImageZipError(f"'{info.filename}' compresses more than {MAX_RATIO}:1, which looks like a zip "
                                 "bomb; such archives are refused.")
         total += info.file_size
+        compressed += info.compress_size
         if total > MAX_TOTAL_BYTES:
             raise ImageZipError(f"the archive holds more than {MAX_TOTAL_BYTES // 1024 ** 3} GB uncompressed; "
                                 "that is the limit.")
         members.append(info)
+    if total > ARCHIVE_RATIO_MIN_BYTES and total > MAX_RATIO * max(compressed, 1):
+        raise ImageZipError(f"the archive inflates more than {MAX_RATIO}:1 ({total:,} bytes from {compressed:,}), "
+                            "which looks like a zip bomb; such archives are refused.")
     if not members:
         raise ImageZipError("the archive has no files: add a folder of images per class, or images and "
                             f"{ANNOTATIONS}.")

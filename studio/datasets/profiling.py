@@ -30,11 +30,19 @@ INT_RE = re.compile(r"[+-]?\d+\Z")
 
 RESERVOIR_SIZE = 10_000  # values kept per numeric column for its histogram
 CHUNK_ROWS = 4_096  # rows buffered and then profiled column by column
+CHUNK_CELLS = 500_000  # ...fewer when rows are wide: the buffer holds a bounded number of cells, not rows
+# The longest record (row) read, in characters: the csv module builds a whole record before returning it, so a
+# hostile row of millions of fields would otherwise sit in memory at once, whatever the upload limit.
+MAX_RECORD_CHARS = 4 * 1024 * 1024
 HISTOGRAM_BINS = 30
 DISTINCT_CAP = 1_000  # distinct values counted per column; beyond it the count is a lower bound
 TOP_VALUES = 20
 VALUE_MAX_CHARS = 200  # long cells are counted under their first 200 characters
 MAX_COLUMNS = 10_000
+# What the profile keeps over all columns together: a wide file gets smaller per-column value tables and samples,
+# so 10,000 columns cost about what 200 do (instead of gigabytes of distinct strings and reservoirs).
+PROFILE_DISTINCT_BUDGET = 200_000
+PROFILE_SAMPLE_BUDGET = 4_000_000
 DELIMITERS = (",", ";", "\t", "|")
 
 # Magic numbers of files people upload by mistake, so the error can say what the file is.
@@ -128,10 +136,39 @@ def open_csv(source: Path | IO[bytes], *,
         yield [name.strip() for name in header], records
 
 
+class _BoundedLines:
+    """The lines of a text file for csv.reader, refusing a record longer than MAX_RECORD_CHARS as it is read.
+
+    ``used`` counts the characters of the record being read (the caller resets it before each record); a line is
+    only ever cut where the limit is passed, and then the record is refused, so the csv module never sees a part.
+    """
+
+    def __init__(self, fh: TextIO) -> None:
+        self.fh = fh
+        self.used = 0
+        self.line = 0
+
+    def __iter__(self) -> _BoundedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.fh.readline(MAX_RECORD_CHARS + 1 - self.used)
+        if not line:
+            raise StopIteration
+        self.used += len(line)
+        self.line += 1
+        if self.used > MAX_RECORD_CHARS:
+            raise CsvError(f"the row ending after line {self.line} is longer than {MAX_RECORD_CHARS // (1024 * 1024)} "
+                           "million characters; rows that long are not supported.")
+        return line
+
+
 def _records(fh: TextIO, *, delimiter: str) -> Iterator[tuple[int, int, list[str]]]:
-    reader = csv.reader(fh, delimiter=delimiter)
+    lines = _BoundedLines(fh)
+    reader = csv.reader(lines, delimiter=delimiter)
     row = -1  # the header is record 0
     while True:
+        lines.used = 0
         try:
             fields = next(reader)
         except StopIteration:
@@ -192,6 +229,8 @@ class _Column:
     sample_keys: np.ndarray | None = None
     values: dict[str, int] = field(default_factory=dict)
     capped: bool = False
+    distinct_cap: int = 0  # set by profile_csv from DISTINCT_CAP and the width of the file
+    reservoir: int = 0  # likewise from RESERVOIR_SIZE
 
     def add_chunk(self, cells: tuple[str, ...], rng: np.random.Generator) -> None:
         present = [v for v in map(str.strip, cells) if v and (len(v) > 4 or v.lower() not in MISSING_TOKENS)]
@@ -215,7 +254,7 @@ class _Column:
                 key = key[:VALUE_MAX_CHARS]
             if key in values:
                 values[key] += n
-            elif len(values) < DISTINCT_CAP:
+            elif len(values) < self.distinct_cap:
                 values[key] = n
             else:
                 self.capped = True
@@ -245,8 +284,8 @@ class _Column:
         if self.sample is not None:
             numbers = np.concatenate([self.sample, numbers])
             keys = np.concatenate([self.sample_keys, keys])
-        if numbers.size > RESERVOIR_SIZE:
-            keep = np.argpartition(keys, RESERVOIR_SIZE)[:RESERVOIR_SIZE]
+        if numbers.size > self.reservoir:
+            keep = np.argpartition(keys, self.reservoir)[:self.reservoir]
             numbers, keys = numbers[keep], keys[keep]
         self.sample, self.sample_keys = numbers, keys
 
@@ -325,16 +364,19 @@ def profile_csv(path: Path, *, filename: str = "") -> CsvProfile:
     rng = np.random.default_rng(0)  # seeded: the same file always gets the same histograms
     with open_csv(path, delimiter=delimiter) as (names, records):
         check_header(names)
-        columns = [_Column(name) for name in names]
-        width = len(columns)
+        width = len(names)
+        distinct_cap = min(DISTINCT_CAP, max(TOP_VALUES, PROFILE_DISTINCT_BUDGET // max(width, 1)))
+        reservoir = min(RESERVOIR_SIZE, max(HISTOGRAM_BINS * 10, PROFILE_SAMPLE_BUDGET // max(width, 1)))
+        columns = [_Column(name, distinct_cap=distinct_cap, reservoir=reservoir) for name in names]
         rows = 0
+        chunk_rows = max(1, min(CHUNK_ROWS, CHUNK_CELLS // max(width, 1)))
         chunk: list[list[str]] = []
         for row, line, fields in records:
             if len(fields) != width:
                 raise CsvError(ragged_message(row=row, line=line, fields=len(fields), columns=width))
             chunk.append(fields)
             rows = row
-            if len(chunk) == CHUNK_ROWS:
+            if len(chunk) == chunk_rows:
                 _feed(columns, chunk, rng)
                 chunk = []
         _feed(columns, chunk, rng)

@@ -25,7 +25,15 @@ from typing import IO
 
 import numpy as np
 
-from studio.datasets.profiling import CsvError, _first_line, is_missing, open_csv, ragged_message, sniff_delimiter
+from studio.datasets.profiling import (
+    MAX_RECORD_CHARS,
+    CsvError,
+    _first_line,
+    is_missing,
+    open_csv,
+    ragged_message,
+    sniff_delimiter,
+)
 
 TEXT_COLUMN = "text"
 LABEL_COLUMN = "label"
@@ -116,13 +124,17 @@ def _jsonl_records(fh) -> Iterator[tuple[int, dict]]:
     n = 0
     while True:
         try:
-            raw = fh.readline()
+            # Bounded: one hostile line must not be read (and parsed) whole, whatever the upload limit.
+            raw = fh.readline(MAX_RECORD_CHARS + 1)
         except UnicodeDecodeError:
             raise TextError(f"the file is not UTF-8 text (undecodable bytes after line {n}); save it as "
                             "UTF-8 and upload it again.") from None
         if not raw:
             return
         n += 1
+        if len(raw) > MAX_RECORD_CHARS:
+            raise TextError(f"line {n} is longer than {MAX_RECORD_CHARS // (1024 * 1024)} million characters; lines "
+                            "that long are not supported.")
         if not raw.strip():
             continue
         try:

@@ -12,23 +12,26 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from studio.accounts.models import Role
+from studio.accounts.permissions import require_role
 from studio.accounts.selectors import project_get
+from studio.core.api import StrictCharField, StrictFloatField, StrictIntegerField
 from studio.endpoints import selectors, services
 from studio.endpoints.models import Endpoint, EndpointInstance, InvokeKey
 
 
 class VariantIn(serializers.Serializer):
-    name = serializers.CharField(required=False, max_length=100)
+    name = StrictCharField(required=False, max_length=100)
     model = serializers.UUIDField()
-    weight = serializers.FloatField(required=False, default=1.0)
-    min_instances = serializers.IntegerField(required=False)
-    max_instances = serializers.IntegerField(required=False)
+    weight = StrictFloatField(required=False, default=1.0)
+    min_instances = StrictIntegerField(required=False)
+    max_instances = StrictIntegerField(required=False)
 
 
 class EndpointIn(serializers.Serializer):
     # Nested settings are JSON checked by studio.endpoints.validation, which names the exact field at fault.
-    name = serializers.CharField(max_length=200)
-    type = serializers.CharField(help_text="realtime, serverless or async")
+    name = StrictCharField(max_length=200)
+    type = StrictCharField(help_text="realtime, serverless or async")
     variants = serializers.JSONField(help_text="[{name, model, weight: 1.0, min_instances, max_instances}]")
     serverless = serializers.JSONField(required=False, help_text="{max_concurrency, idle_timeout_seconds}")
     autoscaling = serializers.JSONField(required=False, help_text="{target_invocations_per_instance (per second), "
@@ -146,6 +149,7 @@ class EndpointListApi(generics.GenericAPIView):
     @extend_schema(request=EndpointIn, responses={201: EndpointOut})
     def post(self, request, project_id):
         project = project_get(user=request.user, project_id=project_id)
+        require_role(user=request.user, team=project.team, role=Role.MEMBER)  # 403 before validating the body
         data = EndpointIn(data=request.data)
         data.is_valid(raise_exception=True)
         body = data.validated_data
@@ -206,21 +210,28 @@ class EndpointMetricsApi(APIView):
                          "scaling_events": events})
 
 
+class InvokeKeyIn(serializers.Serializer):
+    name = StrictCharField(required=False, allow_blank=True, max_length=100,
+                           help_text="What the key is for; 'invoke key' when left out.")
+
+
 class InvokeKeyListApi(APIView):
     @extend_schema(responses=InvokeKeyOut(many=True))
     def get(self, request, project_id, endpoint_id):
         endpoint = _endpoint(request, project_id, endpoint_id)
         return Response(InvokeKeyOut(selectors.invoke_key_list(endpoint=endpoint), many=True).data)
 
-    @extend_schema(request=inline_serializer("InvokeKeyIn", {"name": serializers.CharField(required=False)}),
+    @extend_schema(request=InvokeKeyIn,
                    responses={201: inline_serializer("InvokeKeyCreated", {"id": serializers.UUIDField(),
                                                                           "name": serializers.CharField(),
                                                                           "prefix": serializers.CharField(),
                                                                           "key": serializers.CharField()})})
     def post(self, request, project_id, endpoint_id):
         endpoint = _endpoint(request, project_id, endpoint_id)
+        data = InvokeKeyIn(data=request.data)  # a body that is not an object is a 400, not a 500
+        data.is_valid(raise_exception=True)
         key, secret = services.invoke_key_create(user=request.user, endpoint=endpoint,
-                                                 name=str(request.data.get("name") or ""))
+                                                 name=data.validated_data.get("name") or "")
         return Response({**InvokeKeyOut(key).data, "key": secret}, status=status.HTTP_201_CREATED)
 
 
@@ -232,27 +243,31 @@ class InvokeKeyDetailApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class TestInvocationIn(serializers.Serializer):
+    body = StrictCharField(help_text="The payload, as a client would send it.", trim_whitespace=False)
+    content_type = StrictCharField(required=False, default="application/json")
+    target_variant = StrictCharField(required=False, allow_blank=True)
+
+
 class EndpointTestInvocationApi(APIView):
     """What the endpoint page's test box calls with the browser session; clients use the invocation URL."""
 
-    @extend_schema(request=inline_serializer("TestInvocationIn", {
-        "body": serializers.CharField(help_text="The payload, as a client would send it."),
-        "content_type": serializers.CharField(required=False, default="application/json"),
-        "target_variant": serializers.CharField(required=False, allow_blank=True),
-    }), responses=inline_serializer("TestInvocationOut", {"status": serializers.IntegerField(),
-                                                           "response": serializers.JSONField(),
-                                                           "elapsed_ms": serializers.FloatField()}))
+    @extend_schema(request=TestInvocationIn, responses=inline_serializer("TestInvocationOut", {
+        "status": serializers.IntegerField(), "response": serializers.JSONField(),
+        "elapsed_ms": serializers.FloatField()}))
     def post(self, request, project_id, endpoint_id):
         import json
         import time
 
         endpoint = _endpoint(request, project_id, endpoint_id)
-        body = str(request.data.get("body") or "")
+        require_role(user=request.user, team=endpoint.project.team, role=Role.MEMBER)  # 403 before the body
+        data = TestInvocationIn(data=request.data)  # a body that is not an object is a 400, not a 500
+        data.is_valid(raise_exception=True)
         start = time.perf_counter()
         code, raw = services.endpoint_test_invoke(
-            user=request.user, endpoint=endpoint, body=body.encode(),
-            content_type=str(request.data.get("content_type") or "application/json"),
-            target_variant=str(request.data.get("target_variant") or ""))
+            user=request.user, endpoint=endpoint, body=data.validated_data["body"].encode(),
+            content_type=data.validated_data.get("content_type") or "application/json",
+            target_variant=data.validated_data.get("target_variant") or "")
         try:
             answer = json.loads(raw or b"null")
         except ValueError:

@@ -24,17 +24,43 @@ MAX_URL_LENGTH = 2000
 USER_AGENT = "studio-notifications/1"
 
 
-def _address_problem(address: str) -> str | None:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    mapped = getattr(ip, "ipv4_mapped", None)
-    if mapped is not None:
-        ip = mapped
+# Not globally reachable, whatever this Python's ipaddress tables say: IETF protocol assignments (192.0.0.0/24)
+# and NAT64 prefixes, whose IPv4 part is checked on its own too (see _embedded_ipv4).
+_REFUSED_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("192.0.0.0/24", "64:ff9b::/96", "64:ff9b:1::/48"))
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 hosts an IPv6 address reaches through a translation (mapped, 6to4, Teredo, NAT64)."""
+    if ip.version != 6:
+        return []
+    found = [a for a in (ip.ipv4_mapped, ip.sixtofour) if a is not None]
+    if ip.teredo is not None:
+        found.extend(ip.teredo)
+    if ip in _NAT64:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found
+
+
+def _one_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     for flag, what in (("is_loopback", "loopback"), ("is_link_local", "link-local"), ("is_multicast", "multicast"),
                        ("is_unspecified", "unspecified"), ("is_reserved", "reserved"), ("is_private", "private")):
         if getattr(ip, flag):
             return f"{what} address {ip}"
+    if getattr(ip, "is_site_local", False) or any(ip in net for net in _REFUSED_NETWORKS if net.version == ip.version):
+        return f"non-public address {ip}"
     if not ip.is_global:
         return f"non-public address {ip}"
+    return None
+
+
+def _address_problem(address: str) -> str | None:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    # The embedded IPv4 host first: "::ffff:127.0.0.1" is named as the loopback address it is.
+    for candidate in (*_embedded_ipv4(ip), ip):
+        problem = _one_problem(candidate)
+        if problem:
+            return problem
     return None
 
 
@@ -109,8 +135,16 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
-def notification_post(url: str, payload: dict[str, Any], *, timeout: float = TIMEOUT_SECONDS) -> str:
+def notification_body(payload: dict[str, Any]) -> bytes:
+    """The exact bytes ``notification_post`` sends for ``payload`` (what a webhook signature must cover)."""
+    return json.dumps(payload).encode()
+
+
+def notification_post(url: str, payload: dict[str, Any], *, timeout: float = TIMEOUT_SECONDS,
+                      headers: dict[str, str] | None = None) -> str:
     """POST ``payload`` as JSON to ``url`` once; return what happened, for ``notification_status``.
+
+    ``headers`` are added to the request (a webhook's signature over ``notification_body(payload)``).
 
     Never raises: a refused target, a timeout or an error status is the returned text
     (``"delivered: HTTP 204"``, ``"failed: HTTP 500"``, ``"refused: ..."``, ``"failed: timed out"``).
@@ -122,12 +156,13 @@ def notification_post(url: str, payload: dict[str, Any], *, timeout: float = TIM
     port = parts.port or (443 if parts.scheme == "https" else 80)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
-    body = json.dumps(payload).encode()
+    body = notification_body(payload)
     error = ""
     for address in addresses:
         connection = connection_class(parts.hostname, port, address=address, timeout=timeout)
         try:
             connection.request("POST", path, body=body, headers={
+                **(headers or {}),
                 "Content-Type": "application/json", "User-Agent": USER_AGENT, "Content-Length": str(len(body))})
             response = connection.getresponse()
             response.read(64 * 1024)

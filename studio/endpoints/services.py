@@ -432,6 +432,8 @@ def _refresh_status(endpoint: Endpoint) -> None:
                                                        failure_reason=reason)
         endpoint.status, endpoint.status_message, endpoint.failure_reason = new_status, message, reason
         if new_status == EndpointStatus.FAILED:
+            audit(actor=None, verb="failed", project=endpoint.project, target=endpoint.name,
+                  data={"object": "endpoint", "endpoint": str(endpoint.id), "reason": reason[:500]})
             EndpointVariant.objects.filter(endpoint=endpoint).update(desired_instances=0)
             EndpointInstance.objects.filter(variant__endpoint=endpoint, status=InstanceStatus.PENDING).update(
                 status=InstanceStatus.STOPPED, stopped_at=timezone.now())
@@ -543,7 +545,12 @@ def endpoint_test_invoke(*, user: User, endpoint: Endpoint, body: bytes, content
         instance = variant.instances.filter(status=InstanceStatus.IN_SERVICE).order_by("?").first()
         if instance is not None:
             break
-        if endpoint.type == EndpointType.SERVERLESS and not woken:
+        if endpoint.type != EndpointType.SERVERLESS:
+            # As the gateway answers: only a serverless variant is worth waiting for (a cold start); holding a
+            # web thread for 30 s on a real-time endpoint still starting would let a few requests tie up them all.
+            return 503, json.dumps({"detail": f"No instance of variant '{variant.name}' is in service yet; "
+                                              "try again in a moment."}).encode()
+        if not woken:
             endpoint_variant_wake(variant_id=variant.id)
             woken = True
         if _time.monotonic() > deadline:
@@ -557,7 +564,7 @@ def endpoint_test_invoke(*, user: User, endpoint: Endpoint, body: bytes, content
                                      headers={"Content-Type": content_type or "application/json"})
     started = _time.perf_counter()
     try:
-        with urllib.request.urlopen(request, timeout=TEST_INVOKE_TIMEOUT) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=TEST_INVOKE_TIMEOUT) as response:  # noqa: S310  # nosec B310
             result = response.status, response.read()
     except urllib.error.HTTPError as exc:
         result = exc.code, exc.read()

@@ -7,7 +7,10 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from studio.accounts.models import Role
+from studio.accounts.permissions import require_role
 from studio.accounts.selectors import project_get
+from studio.core.api import StrictCharField, choice_param
 from studio.endpoints import transforms
 from studio.endpoints.models import TransformJob, TransformStatus
 
@@ -16,22 +19,22 @@ FILTER_HELP = ("Columns to keep: empty for all, $[0,2] / $[1:] / $[0,2:4,-1] (0-
 
 
 class TransformJobIn(serializers.Serializer):
-    name = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=200)
+    name = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=200)
     model = serializers.UUIDField(help_text="A model of this project.")
     input_dataset = serializers.UUIDField(help_text="A tabular dataset of this project (text for text models).")
-    split_type = serializers.CharField(required=False, allow_blank=True, default="line",
-                                       help_text="line: one record per line; none: the whole file as one request.")
-    batch_strategy = serializers.CharField(required=False, allow_blank=True, default="multi_record",
-                                           help_text="single_record or multi_record (as many records as fit in "
-                                                     "max_payload_mb per request).")
+    split_type = StrictCharField(required=False, allow_blank=True, default="line",
+                                 help_text="line: one record per line; none: the whole file as one request.")
+    batch_strategy = StrictCharField(required=False, allow_blank=True, default="multi_record",
+                                     help_text="single_record or multi_record (as many records as fit in "
+                                               "max_payload_mb per request).")
     max_payload_mb = serializers.JSONField(required=False, default=transforms.DEFAULT_MAX_PAYLOAD_MB,
                                            help_text="1..100")
     max_concurrent = serializers.JSONField(required=False, default=transforms.DEFAULT_MAX_CONCURRENT,
                                            help_text="Parts predicted at once, 1..32.")
-    input_filter = serializers.CharField(required=False, allow_blank=True, default="", help_text=FILTER_HELP)
-    join_source = serializers.CharField(required=False, allow_blank=True, default="none",
-                                        help_text="none, or input: the input columns come before the predictions.")
-    output_filter = serializers.CharField(required=False, allow_blank=True, default="", help_text=FILTER_HELP)
+    input_filter = StrictCharField(required=False, allow_blank=True, default="", help_text=FILTER_HELP)
+    join_source = StrictCharField(required=False, allow_blank=True, default="none",
+                                  help_text="none, or input: the input columns come before the predictions.")
+    output_filter = StrictCharField(required=False, allow_blank=True, default="", help_text=FILTER_HELP)
 
 
 class TransformJobOut(serializers.ModelSerializer):
@@ -69,7 +72,7 @@ class TransformJobListApi(generics.GenericAPIView):
     def get(self, request, project_id):
         project = project_get(user=request.user, project_id=project_id)
         jobs = transforms.transform_job_list(user=request.user, project=project)
-        if wanted := request.query_params.get("status"):
+        if wanted := choice_param(request, "status", TransformStatus.values):
             jobs = jobs.filter(status=wanted)
         page = self.paginate_queryset(jobs)
         return self.get_paginated_response(TransformJobOut(page, many=True).data)
@@ -77,6 +80,7 @@ class TransformJobListApi(generics.GenericAPIView):
     @extend_schema(request=TransformJobIn, responses={201: TransformJobOut})
     def post(self, request, project_id):
         project = project_get(user=request.user, project_id=project_id)
+        require_role(user=request.user, team=project.team, role=Role.MEMBER)  # 403 before validating the body
         data = TransformJobIn(data=request.data)
         data.is_valid(raise_exception=True)
         job = transforms.transform_job_create(user=request.user, project=project, **data.validated_data)

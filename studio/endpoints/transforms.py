@@ -37,6 +37,7 @@ from studio.core.naming import unique_name
 from studio.datasets.models import Dataset, DatasetKind, DatasetStatus
 from studio.datasets.signals import dataset_ready_on_commit
 from studio.endpoints.models import TransformJob, TransformStatus
+from studio.endpoints.signals import transform_job_finished_on_commit
 from studio.endpoints.transform_runner import (
     FilterError,
     input_format,
@@ -321,6 +322,8 @@ def publish_status(*, job: TransformJob) -> None:
     publish(kind=LIVE_KIND, object_id=job.id, events=events)
     publish(kind="project", object_id=job.project_id,
             events=[{**event, "object": "transform-job", "id": str(job.id), "name": job.name} for event in events])
+    if job.status not in ACTIVE_STATUSES:  # published once per final transition: whoever started it hears
+        transform_job_finished_on_commit(job)
 
 
 # --- the state changes of a run (called by transform_runner) --------------------------------------------
@@ -426,6 +429,8 @@ def transform_job_fail(*, job_id: Any, reason: str) -> bool:
     if won:
         job = TransformJob.objects.get(id=job_id)
         logger.warning("transform job %s failed: %s", job_id, reason)
+        audit(actor=None, verb="failed", project=job.project, target=job.name,
+              data={"object": "transform-job", "job": str(job.id), "reason": reason[:500]})
         publish_status(job=job)
     return bool(won)
 

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from studio.accounts.models import Role
 from studio.accounts.permissions import require_role
 from studio.accounts.selectors import project_get
+from studio.core.api import StrictBooleanField, StrictCharField, choice_param, single_param
 from studio.pipelines import automation, engine, selectors, services
 from studio.pipelines.models import (
     ExecutionStatus,
@@ -40,15 +41,15 @@ DEFINITION_HELP = ('{"parameters": {name: default}, "steps": [{"name", "type", "
 
 
 class PipelineIn(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    name = StrictCharField(max_length=200)
+    description = StrictCharField(required=False, allow_blank=True, default="")
     # Taken as JSON and checked by the definition validator, which names the step and argument at fault.
     definition = serializers.JSONField(help_text=DEFINITION_HELP)
 
 
 class PipelinePatch(serializers.Serializer):
-    name = serializers.CharField(required=False, max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True)
+    name = StrictCharField(required=False, max_length=200)
+    description = StrictCharField(required=False, allow_blank=True)
     definition = serializers.JSONField(required=False, help_text=DEFINITION_HELP)
 
 
@@ -196,7 +197,7 @@ class _ExecutionPage(generics.GenericAPIView):
     serializer_class = ExecutionOut
 
     def _page(self, request, executions):
-        if wanted := request.query_params.get("status"):
+        if wanted := choice_param(request, "status", ExecutionStatus.values):
             executions = executions.filter(status=wanted)
         page = self.paginate_queryset(executions.order_by("-created_at", "-number"))
         return self.get_paginated_response(ExecutionOut(page, many=True).data)
@@ -231,7 +232,11 @@ class ProjectExecutionListApi(_ExecutionPage):
     def get(self, request, project_id):
         project = project_get(user=request.user, project_id=project_id)
         pipeline = None
-        if wanted := request.query_params.get("pipeline"):
+        if (raw := single_param(request, "pipeline")) is not None:  # a malformed id is a 400, not "all of them"
+            try:
+                wanted = serializers.UUIDField().to_internal_value(raw)
+            except serializers.ValidationError:
+                raise serializers.ValidationError({"pipeline": ["A pipeline id."]}) from None
             pipeline = selectors.pipeline_get(user=request.user, project=project, pipeline_id=wanted)
         return self._page(request, selectors.execution_list(user=request.user, project=project, pipeline=pipeline))
 
@@ -275,21 +280,21 @@ class ExecutionRetryApi(APIView):
 
 
 class ScheduleIn(serializers.Serializer):
-    cron = serializers.CharField(max_length=100, help_text="5 fields 'minute hour day-of-month month day-of-week' "
-                                 "(e.g. '0 3 * * 1-5'), or @hourly, @daily, @weekly, @monthly, @yearly.")
+    cron = StrictCharField(max_length=100, help_text="5 fields 'minute hour day-of-month month day-of-week' "
+                           "(e.g. '0 3 * * 1-5'), or @hourly, @daily, @weekly, @monthly, @yearly.")
     parameters = serializers.JSONField(required=False, help_text="Values for this schedule's runs: {name: value}.")
-    name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
-    timezone = serializers.CharField(required=False, max_length=63, default="UTC",
-                                     help_text="IANA time zone the cron line is read in, e.g. Europe/Paris.")
-    enabled = serializers.BooleanField(required=False, default=True)
+    name = StrictCharField(required=False, allow_blank=True, max_length=200, default="")
+    timezone = StrictCharField(required=False, max_length=63, default="UTC",
+                               help_text="IANA time zone the cron line is read in, e.g. Europe/Paris.")
+    enabled = StrictBooleanField(required=False, default=True)
 
 
 class SchedulePatch(serializers.Serializer):
-    cron = serializers.CharField(required=False, max_length=100)
+    cron = StrictCharField(required=False, max_length=100)
     parameters = serializers.JSONField(required=False)
-    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    timezone = serializers.CharField(required=False, max_length=63)
-    enabled = serializers.BooleanField(required=False)
+    name = StrictCharField(required=False, allow_blank=True, max_length=200)
+    timezone = StrictCharField(required=False, max_length=63)
+    enabled = StrictBooleanField(required=False)
 
 
 class ScheduleOut(serializers.ModelSerializer):
@@ -302,7 +307,7 @@ class ScheduleOut(serializers.ModelSerializer):
         fields = ["id", "name", "cron", "timezone", "parameters", "enabled", "last_run_at", "next_run_at",
                   "created_by", "created_at"]
 
-    @extend_schema_field(OpenApiTypes.DATETIME)
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_next_run_at(self, schedule: PipelineSchedule) -> str | None:
         when = automation.schedule_next_run(schedule)
         return serializers.DateTimeField().to_representation(when) if when is not None else None
@@ -311,22 +316,32 @@ class ScheduleOut(serializers.ModelSerializer):
         return schedule.created_by.username if schedule.created_by else None
 
 
-class ScheduleListApi(generics.GenericAPIView):
+# A pipeline's schedules or triggers (shown by serializer_class): a page of them, or a new one. A comment, not a
+# docstring: the schema would take a docstring as the description of every operation of the subclasses.
+class _AutomationListApi(generics.GenericAPIView):
+    def _list(self, request, project_id, pipeline_id, *, rows):
+        pipeline = _pipeline(request, project_id, pipeline_id)
+        page = self.paginate_queryset(rows(pipeline=pipeline))
+        return self.get_paginated_response(self.serializer_class(page, many=True).data)
+
+    def _create(self, request, project_id, pipeline_id, *, body: type[serializers.Serializer], create):
+        pipeline = _pipeline(request, project_id, pipeline_id, write=True)
+        data = body(data=request.data)
+        data.is_valid(raise_exception=True)
+        created = create(user=request.user, pipeline=pipeline, **data.validated_data)
+        return Response(self.serializer_class(created).data, status=status.HTTP_201_CREATED)
+
+
+class ScheduleListApi(_AutomationListApi):
     serializer_class = ScheduleOut
 
     @extend_schema(responses=ScheduleOut(many=True))
     def get(self, request, project_id, pipeline_id):
-        pipeline = _pipeline(request, project_id, pipeline_id)
-        page = self.paginate_queryset(automation.schedule_list(pipeline=pipeline))
-        return self.get_paginated_response(ScheduleOut(page, many=True).data)
+        return self._list(request, project_id, pipeline_id, rows=automation.schedule_list)
 
     @extend_schema(request=ScheduleIn, responses={201: ScheduleOut})
     def post(self, request, project_id, pipeline_id):
-        pipeline = _pipeline(request, project_id, pipeline_id, write=True)
-        data = ScheduleIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        schedule = automation.schedule_create(user=request.user, pipeline=pipeline, **data.validated_data)
-        return Response(ScheduleOut(schedule).data, status=status.HTTP_201_CREATED)
+        return self._create(request, project_id, pipeline_id, body=ScheduleIn, create=automation.schedule_create)
 
 
 class ScheduleDetailApi(APIView):
@@ -361,11 +376,11 @@ class TriggerIn(serializers.Serializer):
     event = serializers.ChoiceField(choices=TriggerEvent.choices)
     filter = serializers.JSONField(required=False, help_text='dataset_created: {"name_pattern": "customers-*"} '
                                    '(a case-sensitive glob); model_version_approved: {"model_group": "<name>"}.')
-    parameter = serializers.CharField(required=False, allow_blank=True, max_length=100, default="",
-                                      help_text="The pipeline parameter that receives the new dataset's id "
-                                                "(dataset_created) or the approved version's model id.")
+    parameter = StrictCharField(required=False, allow_blank=True, max_length=100, default="",
+                                help_text="The pipeline parameter that receives the new dataset's id "
+                                          "(dataset_created) or the approved version's model id.")
     parameters = serializers.JSONField(required=False, help_text="Fixed values for the other parameters.")
-    enabled = serializers.BooleanField(required=False, default=True)
+    enabled = StrictBooleanField(required=False, default=True)
 
 
 class TriggerOut(serializers.ModelSerializer):
@@ -382,22 +397,16 @@ class TriggerOut(serializers.ModelSerializer):
         return trigger.created_by.username if trigger.created_by else None
 
 
-class TriggerListApi(generics.GenericAPIView):
+class TriggerListApi(_AutomationListApi):
     serializer_class = TriggerOut
 
     @extend_schema(responses=TriggerOut(many=True))
     def get(self, request, project_id, pipeline_id):
-        pipeline = _pipeline(request, project_id, pipeline_id)
-        page = self.paginate_queryset(automation.trigger_list(pipeline=pipeline))
-        return self.get_paginated_response(TriggerOut(page, many=True).data)
+        return self._list(request, project_id, pipeline_id, rows=automation.trigger_list)
 
     @extend_schema(request=TriggerIn, responses={201: TriggerOut})
     def post(self, request, project_id, pipeline_id):
-        pipeline = _pipeline(request, project_id, pipeline_id, write=True)
-        data = TriggerIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        trigger = automation.trigger_create(user=request.user, pipeline=pipeline, **data.validated_data)
-        return Response(TriggerOut(trigger).data, status=status.HTTP_201_CREATED)
+        return self._create(request, project_id, pipeline_id, body=TriggerIn, create=automation.trigger_create)
 
 
 class TriggerDetailApi(APIView):
@@ -433,13 +442,19 @@ class ArgumentOut(serializers.Serializer):
     choices = serializers.ListField(child=serializers.CharField())
 
 
+class StepOutputOut(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.CharField(help_text="What it holds (metrics: an object read as steps.<s>.metrics.<name>).")
+
+
 class StepTypeOut(serializers.Serializer):
     # Text, not a choice field: StepOut already names the step type enum in the schema.
     type = serializers.CharField(help_text=f"One of {', '.join(StepType.values)}.")
     title = serializers.CharField()
     description = serializers.CharField()
+    cacheable = serializers.BooleanField()
     arguments = ArgumentOut(many=True)
-    outputs = serializers.DictField(child=serializers.CharField(), help_text="{output name: kind}")
+    outputs = StepOutputOut(many=True)
 
 
 class PipelineTemplateListApi(APIView):

@@ -6,6 +6,7 @@ triggers; here requests are read, services called, and their errors shown where 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -62,6 +63,14 @@ def _execution(request, access: ProjectAccess, pipeline: Pipeline, execution_id)
     if execution.pipeline_id != pipeline.id:  # an execution id under another pipeline's URL
         raise Http404("No such execution of this pipeline.")
     return execution
+
+
+def _member_pipeline(request, project_id, pipeline_id, what: str) -> tuple[ProjectAccess, Pipeline]:
+    """The project access and the pipeline of a view that changes it; a viewer gets 403 ("<what> needs ...")."""
+    access = project_access(request, project_id)
+    pipeline = _pipeline(request, access, pipeline_id)
+    _require_member(access, what)
+    return access, pipeline
 
 
 # --- list and gallery ---------------------------------------------------------------------------
@@ -254,12 +263,23 @@ def _render_detail(request, access: ProjectAccess, pipeline: Pipeline, *, status
     return render(request, "pipelines/pipeline_detail.html", context, status=status)
 
 
-def _posted_builder(request) -> tuple[str, str, str, Any, dict[str, list[str]]]:
+def _save_posted(request, save: Callable[..., Pipeline]) -> tuple[Pipeline | None, str, str, str, Any,
+                                                                   dict[str, list[str]]]:
+    """Save the posted builder with ``save(name=, definition=, description=)``: the saved pipeline (None when
+    refused), then the posted name, description, JSON text, parsed definition and the errors to show."""
     name = request.POST.get("name", "").strip()
     description = request.POST.get("description", "").strip()
     text = request.POST.get("definition", "")
     definition, errors = forms.definition_from_text(text)
-    return name, description, text, definition, errors
+    saved = None
+    if not errors:
+        try:
+            saved = save(name=name, definition=definition, description=description)
+        except ValidationError as exc:
+            errors = forms.error_dict(exc)
+        except (Conflict, IntegrityError):
+            errors = {"name": [f"A pipeline named '{name}' already exists in this project."]}
+    return saved, name, description, text, definition, errors
 
 
 @login_required
@@ -271,18 +291,11 @@ def pipeline_create(request, project_id):
         context = _builder_context(request, access, pipeline=None, description="", definition=EMPTY_DEFINITION,
                                    name=unique_name(model=Pipeline, project=access.project, base="pipeline"))
         return render(request, "pipelines/pipeline_detail.html", context)
-    name, description, text, definition, errors = _posted_builder(request)
-    if not errors:
-        try:
-            pipeline = services.pipeline_create(user=request.user, project=access.project, name=name,
-                                                definition=definition, description=description)
-        except ValidationError as exc:
-            errors = forms.error_dict(exc)
-        except (Conflict, IntegrityError):
-            errors = {"name": [f"A pipeline named '{name}' already exists in this project."]}
-        else:
-            messages.success(request, f"Pipeline '{pipeline.name}' saved.")
-            return redirect("pipeline-detail", project_id=access.project.id, pipeline_id=pipeline.id)
+    pipeline, name, description, text, definition, errors = _save_posted(
+        request, lambda **fields: services.pipeline_create(user=request.user, project=access.project, **fields))
+    if pipeline is not None:
+        messages.success(request, f"Pipeline '{pipeline.name}' saved.")
+        return redirect("pipeline-detail", project_id=access.project.id, pipeline_id=pipeline.id)
     previous = definition if definition is not None else _last_parsable(request)
     context = _builder_context(request, access, pipeline=None, name=name, description=description,
                                definition=previous, text=text, errors=errors)
@@ -303,18 +316,11 @@ def pipeline_detail(request, project_id, pipeline_id):
     if request.method != "POST":
         return _render_detail(request, access, pipeline)
     _require_member(access, "Changing a pipeline")
-    name, description, text, definition, errors = _posted_builder(request)
-    if not errors:
-        try:
-            pipeline = services.pipeline_update(user=request.user, pipeline=pipeline, name=name,
-                                                definition=definition, description=description)
-        except ValidationError as exc:
-            errors = forms.error_dict(exc)
-        except (Conflict, IntegrityError):
-            errors = {"name": [f"A pipeline named '{name}' already exists in this project."]}
-        else:
-            messages.success(request, f"Pipeline saved (version {pipeline.version}).")
-            return redirect("pipeline-detail", project_id=access.project.id, pipeline_id=pipeline.id)
+    saved, name, description, text, definition, errors = _save_posted(
+        request, lambda **fields: services.pipeline_update(user=request.user, pipeline=pipeline, **fields))
+    if saved is not None:
+        messages.success(request, f"Pipeline saved (version {saved.version}).")
+        return redirect("pipeline-detail", project_id=access.project.id, pipeline_id=saved.id)
     if definition is not None:
         shown = definition
     elif request.POST.get("last_valid_definition"):
@@ -356,9 +362,7 @@ def pipeline_delete(request, project_id, pipeline_id):
 @login_required
 def pipeline_run(request, project_id, pipeline_id):
     """A form with one input per parameter (defaults filled in); POST starts an execution and opens it."""
-    access = project_access(request, project_id)
-    pipeline = _pipeline(request, access, pipeline_id)
-    _require_member(access, "Running a pipeline")
+    access, pipeline = _member_pipeline(request, project_id, pipeline_id, "Running a pipeline")
     definition = pipeline.definition or {}
     if request.method != "POST":
         return render(request, "pipelines/pipeline_run.html", access.context(
@@ -385,73 +389,68 @@ def pipeline_run(request, project_id, pipeline_id):
 # --- schedules and triggers -------------------------------------------------------------------------
 
 
+def _automation_done(request, access: ProjectAccess, pipeline: Pipeline, message: str):
+    messages.success(request, message)
+    return redirect(reverse("pipeline-detail", args=[access.project.id, pipeline.id]) + "#automation")
+
+
+def _automation_add(request, project_id, pipeline_id, *, kind: str, what: str, values_of, kwargs_of, create, done):
+    """Add a schedule or trigger (``kind``) from the posted form; its errors show on the pipeline page's form."""
+    access, pipeline = _member_pipeline(request, project_id, pipeline_id, what)
+    values = values_of(request.POST)
+    try:
+        create(user=request.user, pipeline=pipeline, **kwargs_of(values))
+    except ValidationError as exc:
+        return _render_detail(request, access, pipeline, status=400,
+                              **{f"{kind}_values": values, f"{kind}_errors": forms.error_dict(exc)})
+    return _automation_done(request, access, pipeline, done(values))
+
+
 @login_required
 @require_POST
 def schedule_create(request, project_id, pipeline_id):
-    access = project_access(request, project_id)
-    pipeline = _pipeline(request, access, pipeline_id)
-    _require_member(access, "Scheduling a pipeline")
-    values = forms.schedule_values(request.POST)
-    try:
-        automation.schedule_create(user=request.user, pipeline=pipeline, **forms.schedule_create_kwargs(values))
-    except ValidationError as exc:
-        return _render_detail(request, access, pipeline, status=400, schedule_values=values,
-                              schedule_errors=forms.error_dict(exc))
-    messages.success(request, f"Schedule '{values['cron']}' added: runs start by themselves.")
-    return redirect(reverse("pipeline-detail", args=[access.project.id, pipeline.id]) + "#automation")
+    return _automation_add(request, project_id, pipeline_id, kind="schedule", what="Scheduling a pipeline",
+                           values_of=forms.schedule_values, kwargs_of=forms.schedule_create_kwargs,
+                           create=automation.schedule_create,
+                           done=lambda values: f"Schedule '{values['cron']}' added: runs start by themselves.")
 
 
 @login_required
 @require_POST
 def schedule_delete(request, project_id, pipeline_id, schedule_id):
-    access = project_access(request, project_id)
-    pipeline = _pipeline(request, access, pipeline_id)
-    _require_member(access, "Removing a schedule")
+    access, pipeline = _member_pipeline(request, project_id, pipeline_id, "Removing a schedule")
     schedule = automation.schedule_get(pipeline=pipeline, schedule_id=schedule_id)
     automation.schedule_delete(user=request.user, schedule=schedule)
-    messages.success(request, "Schedule removed.")
-    return redirect(reverse("pipeline-detail", args=[access.project.id, pipeline.id]) + "#automation")
+    return _automation_done(request, access, pipeline, "Schedule removed.")
 
 
 @login_required
 @require_POST
 def schedule_toggle(request, project_id, pipeline_id, schedule_id):
     """Pause or resume a schedule without losing its cron and parameters."""
-    access = project_access(request, project_id)
-    pipeline = _pipeline(request, access, pipeline_id)
-    _require_member(access, "Changing a schedule")
+    access, pipeline = _member_pipeline(request, project_id, pipeline_id, "Changing a schedule")
     schedule = automation.schedule_get(pipeline=pipeline, schedule_id=schedule_id)
     schedule = automation.schedule_update(user=request.user, schedule=schedule, enabled=not schedule.enabled)
-    messages.success(request, f"Schedule '{schedule.cron}' {'resumed' if schedule.enabled else 'paused'}.")
-    return redirect(reverse("pipeline-detail", args=[access.project.id, pipeline.id]) + "#automation")
+    return _automation_done(request, access, pipeline,
+                            f"Schedule '{schedule.cron}' {'resumed' if schedule.enabled else 'paused'}.")
 
 
 @login_required
 @require_POST
 def trigger_create(request, project_id, pipeline_id):
-    access = project_access(request, project_id)
-    pipeline = _pipeline(request, access, pipeline_id)
-    _require_member(access, "Adding a trigger")
-    values = forms.trigger_values(request.POST)
-    try:
-        automation.trigger_create(user=request.user, pipeline=pipeline, **forms.trigger_create_kwargs(values))
-    except ValidationError as exc:
-        return _render_detail(request, access, pipeline, status=400, trigger_values=values,
-                              trigger_errors=forms.error_dict(exc))
-    messages.success(request, "Trigger added: matching events start runs by themselves.")
-    return redirect(reverse("pipeline-detail", args=[access.project.id, pipeline.id]) + "#automation")
+    return _automation_add(request, project_id, pipeline_id, kind="trigger", what="Adding a trigger",
+                           values_of=forms.trigger_values, kwargs_of=forms.trigger_create_kwargs,
+                           create=automation.trigger_create,
+                           done=lambda values: "Trigger added: matching events start runs by themselves.")
 
 
 @login_required
 @require_POST
 def trigger_delete(request, project_id, pipeline_id, trigger_id):
-    access = project_access(request, project_id)
-    pipeline = _pipeline(request, access, pipeline_id)
-    _require_member(access, "Removing a trigger")
+    access, pipeline = _member_pipeline(request, project_id, pipeline_id, "Removing a trigger")
     trigger = automation.trigger_get(pipeline=pipeline, trigger_id=trigger_id)
     automation.trigger_delete(user=request.user, trigger=trigger)
-    messages.success(request, "Trigger removed.")
-    return redirect(reverse("pipeline-detail", args=[access.project.id, pipeline.id]) + "#automation")
+    return _automation_done(request, access, pipeline, "Trigger removed.")
 
 
 # --- executions ------------------------------------------------------------------------------------
@@ -514,9 +513,7 @@ def execution_panel(request, project_id, pipeline_id, execution_id):
 
 
 def _execution_action(request, project_id, pipeline_id, execution_id, *, action, what: str, done: str):
-    access = project_access(request, project_id)
-    pipeline = _pipeline(request, access, pipeline_id)
-    _require_member(access, what)
+    access, pipeline = _member_pipeline(request, project_id, pipeline_id, what)
     execution = _execution(request, access, pipeline, execution_id)
     error = ""
     try:

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from studio.accounts.models import Role
 from studio.accounts.permissions import require_role
 from studio.accounts.selectors import project_get
+from studio.core.api import StrictCharField
 from studio.registry import selectors, services
 from studio.registry.models import ApprovalStatus, Model, ModelGroup, ModelVersion
 from studio.registry.selectors import LINEAGE_KINDS
@@ -115,14 +116,15 @@ def _model(request, project_id, model_id) -> Model:
 
 
 class ModelGroupIn(serializers.Serializer):
-    name = serializers.CharField(max_length=services.GROUP_NAME_MAX)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    name = StrictCharField(max_length=services.GROUP_NAME_MAX)
+    description = StrictCharField(required=False, allow_blank=True, default="")
 
 
 class ModelGroupOut(serializers.ModelSerializer):
     versions_count = serializers.IntegerField()
     latest_version = serializers.IntegerField(allow_null=True, help_text="The highest version number, if any.")
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # null once the user who made it is deleted (SET_NULL), and the schema says so.
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = ModelGroup
@@ -130,13 +132,13 @@ class ModelGroupOut(serializers.ModelSerializer):
 
 
 class ModelVersionIn(serializers.Serializer):
-    model = serializers.CharField(help_text="Id of a model of this project.")
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    model = StrictCharField(help_text="Id of a model of this project.")
+    description = StrictCharField(required=False, allow_blank=True, default="")
 
 
 class ModelVersionPatch(serializers.Serializer):
     approval_status = serializers.ChoiceField(choices=ApprovalStatus.choices, required=False)
-    description = serializers.CharField(required=False, allow_blank=True)
+    description = StrictCharField(required=False, allow_blank=True)
 
     def validate(self, attrs):
         if not attrs:
@@ -149,10 +151,11 @@ class ModelVersionOut(serializers.ModelSerializer):
     model = serializers.UUIDField(source="model_id")
     model_name = serializers.CharField(source="model.name")
     metrics = serializers.JSONField(source="model.metrics", help_text="The model's final metrics.")
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+    # null once the user who made it is deleted (SET_NULL), and the schema says so.
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True,
                                                help_text="Who approved it; null unless approved.")
-    status_changed_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+    status_changed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True,
                                                      help_text="Who last changed its status (a rejection too).")
 
     class Meta:

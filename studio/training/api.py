@@ -9,30 +9,38 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from studio.accounts.models import Role
+from studio.accounts.permissions import require_role
 from studio.accounts.selectors import project_get
+from studio.core.api import StrictCharField, StrictFloatField, StrictIntegerField, choice_param
 from studio.datasets.preprocessing import DEFAULT_MISSING_STRATEGY, MISSING_STRATEGIES
 from studio.training import selectors, services
 from studio.training.models import JobStatus, TrainingJob
 
 
 class TrainingJobIn(serializers.Serializer):
-    name = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=200)
-    algorithm = serializers.CharField(max_length=60)
+    name = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=200)
+    algorithm = StrictCharField(max_length=60)
     dataset = serializers.UUIDField()
-    target = serializers.CharField(
+    target = StrictCharField(
         required=False, allow_blank=True, default="", max_length=200,
         help_text="Column to predict. Supervised algorithms (target 'required') default to the dataset's target; "
                   "'optional' ones (anomaly detection) take 0/1 labels only to report AUC; 'none' (clustering, "
                   "projections) refuse a target with a 400.",
     )
     validation_dataset = serializers.UUIDField(required=False, allow_null=True)
-    validation_fraction = serializers.FloatField(required=False, allow_null=True)
+    validation_fraction = StrictFloatField(required=False, allow_null=True)
     hyperparameters = serializers.DictField(required=False, default=dict, child=serializers.JSONField())
-    max_runtime_seconds = serializers.IntegerField(required=False, allow_null=True)
-    missing_values = serializers.CharField(
+    max_runtime_seconds = StrictIntegerField(required=False, allow_null=True)
+    missing_values = StrictCharField(
         required=False, allow_blank=True, allow_null=True, max_length=20,
         help_text="How missing numbers in feature columns are handled: "
                   f"{', '.join(MISSING_STRATEGIES)} (default {DEFAULT_MISSING_STRATEGY}).",
+    )
+    debugger_rules = serializers.ListField(
+        child=serializers.JSONField(), required=False, default=list,
+        help_text="Debugger rules to evaluate on the job's metrics (GET /debugger-rules lists them): a rule name, "
+                  'or {"rule": "overfit", "parameters": {"patience": 3}, "action": "none"|"stop"|"notify"}.',
     )
 
 
@@ -51,12 +59,24 @@ class ResultPlotOut(serializers.Serializer):
     note = serializers.CharField(help_text="What the plot was drawn on, in words.")
 
 
+class RuleResultOut(serializers.Serializer):
+    rule = serializers.CharField()
+    # Plain strings, not enums: several serializers have a "status" and the schema's enum names must not collide.
+    status = serializers.CharField(help_text="in_progress, no_issues_found, issues_found or error")
+    step = serializers.IntegerField(allow_null=True, help_text="The step (epoch) where the rule fired; 0 at the start.")
+    message = serializers.CharField(allow_blank=True)
+    action = serializers.CharField(help_text="none, stop or notify: what to do when the rule fires")
+    action_taken = serializers.CharField(allow_blank=True, help_text="stop or notify once done; empty otherwise.")
+    parameters = serializers.DictField(child=serializers.JSONField())
+
+
 class TrainingJobOut(serializers.ModelSerializer):
     dataset = serializers.UUIDField(source="dataset_id", allow_null=True)
     validation_dataset = serializers.UUIDField(source="validation_dataset_id", allow_null=True)
     model = serializers.SerializerMethodField()
     created_by = serializers.SerializerMethodField()
     duration_seconds = serializers.FloatField(allow_null=True)
+    rule_results = RuleResultOut(many=True, read_only=True)
 
     class Meta:
         model = TrainingJob
@@ -64,7 +84,7 @@ class TrainingJobOut(serializers.ModelSerializer):
             "id", "name", "algorithm", "status", "status_message", "failure_reason", "hyperparameters",
             "final_metrics", "model", "created_by", "created_at", "started_at", "ended_at", "duration_seconds",
             "rule_results", "dataset", "validation_dataset", "target", "validation_fraction", "max_runtime_seconds",
-            "missing_values",
+            "missing_values", "tags", "notes",
         ]
 
     def get_model(self, job: TrainingJob) -> str | None:
@@ -85,7 +105,7 @@ class TrainingJobListApi(generics.GenericAPIView):
     def get(self, request, project_id):
         project = project_get(user=request.user, project_id=project_id)
         jobs = selectors.training_job_list(user=request.user, project=project)
-        if wanted := request.query_params.get("status"):
+        if wanted := choice_param(request, "status", JobStatus.values):
             jobs = jobs.filter(status=wanted)
         page = self.paginate_queryset(jobs)
         return self.get_paginated_response(TrainingJobOut(page, many=True).data)
@@ -93,6 +113,8 @@ class TrainingJobListApi(generics.GenericAPIView):
     @extend_schema(request=TrainingJobIn, responses={201: TrainingJobOut})
     def post(self, request, project_id):
         project = project_get(user=request.user, project_id=project_id)
+        # A viewer learns they may not write before anything about their body (the service checks again).
+        require_role(user=request.user, team=project.team, role=Role.MEMBER)
         data = TrainingJobIn(data=request.data)
         data.is_valid(raise_exception=True)
         job = services.training_job_create(user=request.user, project=project, **data.validated_data)

@@ -7,6 +7,7 @@ from typing import Any
 from django.http import QueryDict
 
 from algorithms import Estimator
+from studio.training.debugger import ACTIONS, RULES
 from studio.training.services import BOUND_BY_COLUMNS, BOUND_BY_ROWS
 
 PREFIX = "hp_"
@@ -64,3 +65,55 @@ def hyperparameters_from_post(algo: type[Estimator], data: QueryDict) -> dict[st
             continue
         values[hp.name] = raw
     return values
+
+
+# --- debugger rules: a row per built-in rule (studio.training.debugger), ticked ones go in the request -------
+
+RULE_FIELD = "debugger_rule"
+
+
+def debugger_rules_from_post(data: QueryDict) -> list[dict[str, Any]]:
+    """The ticked rules as a ``debugger_rules`` request, in catalog order; empty parameters take defaults.
+
+    A posted name that is no rule is kept, so the service answers it with a 400 rather than ignoring it.
+    """
+    ticked = [name for name in data.getlist(RULE_FIELD) if name]
+    rules = []
+    for name in [*(n for n in RULES if n in ticked), *(n for n in ticked if n not in RULES)]:
+        rule = RULES.get(name)
+        params = {}
+        for param in rule.params if rule else ():
+            raw = data.get(f"rule_{name}__{param.name}", "").strip()
+            if raw:
+                params[param.name] = raw
+        rules.append({"rule": name, "parameters": params, "action": data.get(f"rule_{name}__action", "none")})
+    return rules
+
+
+def debugger_rule_fields(rules: list[Any] | None, errors: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    """One entry per built-in rule for templates/training/_debugger_form.html, with what the user chose and the
+    errors of the request's ``debugger_rules.<i>...`` fields mapped back to its row."""
+    errors = errors or {}
+    chosen = {r["rule"]: (i, r) for i, r in enumerate(rules or []) if isinstance(r, dict) and "rule" in r}
+    fields = []
+    for rule in RULES.values():
+        index, request = chosen.get(rule.name, (None, None))
+        prefix = f"debugger_rules.{index}"
+        values = (request or {}).get("parameters") or {}
+        params = [{
+            "name": p.name, "input_name": f"rule_{rule.name}__{p.name}", "id": f"id_rule_{rule.name}__{p.name}",
+            "type": p.type, "value": values.get(p.name, ""), "help": p.help,
+            "placeholder": p.default if p.type != "metric" else f"{p.channel} loss (default)",
+            "errors": errors.get(f"{prefix}.parameters.{p.name}", []) if request else [],
+        } for p in rule.params]
+        own = []
+        if request:
+            own = [m for key, messages in errors.items() for m in messages
+                   if (key == prefix or key.startswith(prefix + ".")) and not key.startswith(prefix + ".parameters.")]
+            own += [m for key, messages in errors.items() for m in messages if key == f"{prefix}.parameters"]
+        fields.append({
+            "name": rule.name, "title": rule.title, "description": rule.description, "checked": request is not None,
+            "action": (request or {}).get("action") or "none", "actions": ACTIONS, "params": params, "errors": own,
+            "id": f"id_rule_{rule.name}",
+        })
+    return fields

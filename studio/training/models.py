@@ -48,6 +48,10 @@ class TrainingJob(models.Model):
     missing_values = models.CharField(max_length=10, choices=MissingValues.choices, default=MissingValues.MEAN)
     debugger_rules = models.JSONField(default=list, blank=True)
     rule_results = models.JSONField(default=list, blank=True)
+    # Labels and free notes a team puts on a run (studio.social.services): tags are lowercase, unique, and
+    # filter the experiments table; notes are plain text.
+    tags = models.JSONField(default=list, blank=True)
+    notes = models.TextField(blank=True)
 
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING, db_index=True)
     status_message = models.CharField(max_length=500, blank=True)
@@ -81,6 +85,12 @@ class TrainingJob(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["project", "name"], name="unique_training_job_name")]
+        # The experiments runs table lists thousands of runs of a project: newest first, by status, by algorithm.
+        indexes = [
+            models.Index(fields=["project", "-created_at"], name="training_job_project_created"),
+            models.Index(fields=["project", "status"], name="training_job_project_status"),
+            models.Index(fields=["project", "algorithm"], name="training_job_project_algo"),
+        ]
 
     def __str__(self) -> str:
         return self.name

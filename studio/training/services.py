@@ -31,6 +31,7 @@ from studio.core.naming import unique_name
 from studio.datasets.models import Dataset, DatasetStatus
 from studio.datasets.preprocessing import DEFAULT_MISSING_STRATEGY, MISSING_STRATEGIES
 from studio.live.publisher import publish
+from studio.training.debugger import RuleError, clean_rules_for, initial_results
 from studio.training.models import FINAL_STATUSES, JobStatus, LogLine, MetricPoint, TrainingJob
 from studio.training.signals import training_job_status_changed
 
@@ -126,6 +127,7 @@ def training_job_validate(
     hyperparameters: dict[str, Any] | None = None,
     max_runtime_seconds: int | None = None,
     missing_values: str | None = None,
+    debugger_rules: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Check a job request without writing; return the cleaned fields or raise ValidationError.
 
@@ -250,6 +252,11 @@ def training_job_validate(
         except HyperparameterError as exc:
             errors.update(_hyperparameter_errors(exc))
 
+    try:  # SageMaker Debugger-style rules (studio.training.debugger), checked against the algorithm's metrics
+        cleaned["debugger_rules"] = clean_rules_for(algo, debugger_rules) if algo is not None else []
+    except RuleError as exc:
+        errors.update(exc.errors)
+
     if name is not None and str(name).strip():
         name = str(name).strip()
         if len(name) > NAME_MAX:
@@ -280,6 +287,7 @@ def training_job_create(
     max_runtime_seconds: int | None = None,
     missing_values: str | None = None,
     resume_from: TrainingJob | None = None,
+    debugger_rules: list[Any] | None = None,
 ) -> TrainingJob:
     """Create a pending job (member+) and hand it to a training worker once the row is committed.
 
@@ -290,31 +298,39 @@ def training_job_create(
         project=project, algorithm=algorithm, dataset=dataset, target=target, name=name,
         validation_dataset=validation_dataset, validation_fraction=validation_fraction,
         hyperparameters=hyperparameters, max_runtime_seconds=max_runtime_seconds, missing_values=missing_values,
+        debugger_rules=debugger_rules,
     )
     if resume_from is not None and (resume_from.project_id != project.id or resume_from.algorithm != algorithm
                                     or resume_from.status != JobStatus.COMPLETED):
         raise ValidationError({"resume_from": [f"Training job '{resume_from.name}' is not a completed {algorithm} "
                                                "job of this project: there is no model to continue."]})
     explicit_name = cleaned["name"] is not None
-    job_name = cleaned["name"] or _auto_name(project=project, algorithm=algorithm)
-    if explicit_name and TrainingJob.objects.filter(project=project, name=job_name).exists():
-        raise Conflict(f"A training job named '{job_name}' already exists in this project.")
-    try:
-        with transaction.atomic():
-            job = TrainingJob.objects.create(
-                project=project, name=job_name, algorithm=cleaned["algorithm"], dataset=cleaned["dataset"],
-                validation_dataset=cleaned["validation_dataset"], target=cleaned["target"],
-                validation_fraction=cleaned["validation_fraction"], hyperparameters=cleaned["hyperparameters"],
-                max_runtime_seconds=cleaned["max_runtime_seconds"], missing_values=cleaned["missing_values"],
-                created_by=user, enqueued_at=timezone.now(), resume_from=resume_from,
-            )
-            audit(actor=user, verb="created training job", project=project, target=job.name,
-                  data={"job": str(job.id), "algorithm": job.algorithm})
-            # The worker must find the row: send the message only after COMMIT.
-            transaction.on_commit(lambda: training_job_enqueue(job_id=job.id))
-    except IntegrityError:
-        raise Conflict(f"A training job named '{job_name}' already exists in this project.") from None
-    return job
+    if explicit_name and TrainingJob.objects.filter(project=project, name=cleaned["name"]).exists():
+        raise Conflict(f"A training job named '{cleaned['name']}' already exists in this project.")
+    # Unnamed jobs created in the same second by concurrent requests pick the same free name; the loser of the
+    # unique constraint takes the next one instead of a 409 (tests/faults/test_concurrency.py).
+    for attempt in range(1 if explicit_name else 10):
+        job_name = cleaned["name"] or _auto_name(project=project, algorithm=algorithm)
+        try:
+            with transaction.atomic():
+                job = TrainingJob.objects.create(
+                    project=project, name=job_name, algorithm=cleaned["algorithm"], dataset=cleaned["dataset"],
+                    validation_dataset=cleaned["validation_dataset"], target=cleaned["target"],
+                    validation_fraction=cleaned["validation_fraction"], hyperparameters=cleaned["hyperparameters"],
+                    max_runtime_seconds=cleaned["max_runtime_seconds"], missing_values=cleaned["missing_values"],
+                    debugger_rules=cleaned["debugger_rules"], rule_results=initial_results(cleaned["debugger_rules"]),
+                    created_by=user, enqueued_at=timezone.now(), resume_from=resume_from,
+                )
+                audit(actor=user, verb="created training job", project=project, target=job.name,
+                      data={"job": str(job.id), "algorithm": job.algorithm})
+                # The worker must find the row: send the message only after COMMIT.
+                transaction.on_commit(lambda job_id=job.id: training_job_enqueue(job_id=job_id))
+        except IntegrityError:
+            if explicit_name or attempt == 9:
+                raise Conflict(f"A training job named '{job_name}' already exists in this project.") from None
+            continue
+        return job
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 def training_job_enqueue(*, job_id: UUID | str) -> None:
@@ -383,6 +399,9 @@ def publish_status(*, job: TrainingJob) -> None:
     # The project's pages (job list, overview) refresh on it too.
     publish(kind="project", object_id=job.project_id,
             events=[{**event, "object": "training-job", "id": str(job.id), "name": job.name}])
+    if job.status == JobStatus.FAILED:  # the activity feed shows failures next to who started what
+        audit(actor=None, verb="failed", project=job.project, target=job.name,
+              data={"object": "training-job", "job": str(job.id), "reason": job.failure_reason[:500]})
     training_job_status_changed.send(sender=TrainingJob, job=job)
 
 

@@ -29,3 +29,11 @@ def training_job_run_task(self, job_id: str) -> str:
 @shared_task(ignore_result=True)
 def training_jobs_reconcile_task() -> dict[str, int]:
     return services.training_jobs_reconcile()
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def stalled_training_check_task() -> dict[str, int]:
+    """Debugger rule stalled_training on running jobs (a stalled job has no epoch to evaluate it on)."""
+    from studio.training.rules_service import stalled_rules_check
+
+    return stalled_rules_check()

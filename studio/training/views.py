@@ -19,7 +19,12 @@ from studio.datasets.preprocessing import DEFAULT_MISSING_STRATEGY
 from studio.datasets.selectors import dataset_get, dataset_list
 from studio.registry.services import model_load
 from studio.training import selectors, services
-from studio.training.forms import hyperparameter_fields, hyperparameters_from_post
+from studio.training.forms import (
+    debugger_rule_fields,
+    debugger_rules_from_post,
+    hyperparameter_fields,
+    hyperparameters_from_post,
+)
 from studio.training.models import MissingValues
 
 DEFAULT_ALGORITHM = "linear-learner"
@@ -107,6 +112,8 @@ def _form_context(request, access, values: dict[str, Any], errors: dict[str, lis
         algorithm=algo.describe(),
         hyperparameters=hyperparameter_fields(algo, values.get("hyperparameters"), hp_errors),
         datasets=ready_datasets(request, project), missing_value_choices=MissingValues.choices,
+        debugger_rules=debugger_rule_fields(values.get("debugger_rules"), errors),
+        debugger_rules_open=bool(values.get("debugger_rules")),
         **target_context(algo, dataset, values.get("target")),
     )
 
@@ -126,6 +133,7 @@ def training_job_create(request, project_id):
     values = {field: request.POST.get(field, "").strip() for field in FIELDS}
     algo = algorithm_or_default(values["algorithm"])
     values["hyperparameters"] = hyperparameters_from_post(algo, request.POST)
+    values["debugger_rules"] = debugger_rules_from_post(request.POST)
     try:
         job = services.training_job_create(
             user=request.user, project=access.project, algorithm=values["algorithm"],
@@ -133,7 +141,7 @@ def training_job_create(request, project_id):
             validation_dataset=values["validation_dataset"] or None,
             validation_fraction=values["validation_fraction"] or None,
             hyperparameters=values["hyperparameters"], max_runtime_seconds=values["max_runtime_seconds"] or None,
-            missing_values=values["missing_values"] or None,
+            missing_values=values["missing_values"] or None, debugger_rules=values["debugger_rules"],
         )
     except ValidationError as exc:
         errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

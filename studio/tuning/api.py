@@ -7,7 +7,10 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from studio.accounts.models import Role
+from studio.accounts.permissions import require_role
 from studio.accounts.selectors import project_get
+from studio.core.api import StrictBooleanField, StrictCharField, StrictFloatField, choice_param
 from studio.tuning import selectors, services
 from studio.tuning.models import TuningJob, TuningStatus, TuningTrial
 
@@ -15,27 +18,27 @@ from studio.tuning.models import TuningJob, TuningStatus, TuningTrial
 class TuningJobIn(serializers.Serializer):
     # Nested objects are taken as JSON and checked by studio.tuning.validation, which names the exact
     # field of each problem (ranges.learning_rate.min), as a client needs to fix it.
-    name = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=200)
-    algorithm = serializers.CharField(max_length=60)
+    name = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=200)
+    algorithm = StrictCharField(max_length=60)
     dataset = serializers.UUIDField()
-    target = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    target = StrictCharField(required=False, allow_blank=True, default="", max_length=200)
     validation_dataset = serializers.UUIDField(required=False, allow_null=True)
-    validation_fraction = serializers.FloatField(required=False, allow_null=True)
-    missing_values = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=20)
+    validation_fraction = StrictFloatField(required=False, allow_null=True)
+    missing_values = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=20)
     objective = serializers.JSONField(required=False, help_text='{"metric": "validation:accuracy", "goal": '
                                       '"maximize"}; defaults to the algorithm\'s default objective and its direction.')
     ranges = serializers.JSONField(required=False, help_text='{"<param>": {"type": "continuous"|"integer"|'
                                    '"categorical", "min", "max", "values", "scale": "auto"|"linear"|"log"}}')
-    autotune = serializers.BooleanField(required=False, default=False,
-                                        help_text="Pick ranges, strategy and limits left out, and report why.")
+    autotune = StrictBooleanField(required=False, default=False,
+                                  help_text="Pick ranges, strategy and limits left out, and report why.")
     static_hyperparameters = serializers.JSONField(required=False)
-    strategy = serializers.CharField(required=False, allow_blank=True, allow_null=True,
-                                     help_text="random, grid, bayesian (default) or hyperband")
+    strategy = StrictCharField(required=False, allow_blank=True, allow_null=True,
+                               help_text="random, grid, bayesian (default) or hyperband")
     max_jobs = serializers.JSONField(required=False, help_text="Trials in all (hyperband: configurations).")
     max_parallel_jobs = serializers.JSONField(required=False)
     max_runtime_seconds = serializers.JSONField(required=False)
-    early_stopping = serializers.CharField(required=False, allow_blank=True, allow_null=True,
-                                           help_text="off (default) or auto (median rule)")
+    early_stopping = StrictCharField(required=False, allow_blank=True, allow_null=True,
+                                     help_text="off (default) or auto (median rule)")
     completion = serializers.JSONField(required=False, help_text="{target_value?, best_not_improving_jobs?}")
     warm_start = serializers.JSONField(required=False, help_text='{"parents": [id], "type": "identical_data"|'
                                        '"transfer_learning"}')
@@ -132,7 +135,7 @@ class TuningJobListApi(generics.GenericAPIView):
     def get(self, request, project_id):
         project = project_get(user=request.user, project_id=project_id)
         jobs = selectors.tuning_job_list(user=request.user, project=project)
-        if wanted := request.query_params.get("status"):
+        if wanted := choice_param(request, "status", TuningStatus.values):
             jobs = jobs.filter(status=wanted)
         page = self.paginate_queryset(jobs)
         return self.get_paginated_response(TuningJobOut(page, many=True).data)
@@ -140,6 +143,7 @@ class TuningJobListApi(generics.GenericAPIView):
     @extend_schema(request=TuningJobIn, responses={201: TuningJobOut})
     def post(self, request, project_id):
         project = project_get(user=request.user, project_id=project_id)
+        require_role(user=request.user, team=project.team, role=Role.MEMBER)  # 403 before validating the body
         data = TuningJobIn(data=request.data)
         data.is_valid(raise_exception=True)
         job = services.tuning_job_create(user=request.user, project=project, **data.validated_data)

@@ -30,6 +30,7 @@ from studio.training import services as training_services
 from studio.training.models import ACTIVE_STATUSES, JobStatus, MetricPoint, TrainingJob
 from studio.tuning import strategies
 from studio.tuning.models import TUNING_FINAL_STATUSES, Strategy, TuningJob, TuningStatus, TuningTrial
+from studio.tuning.signals import tuning_job_finished_on_commit
 from studio.tuning.validation import search_space, tuning_job_validate
 
 if TYPE_CHECKING:
@@ -105,6 +106,7 @@ def tuning_job_stop(*, user: User, tuning_job: TuningJob) -> TuningJob:
         audit(actor=user, verb="stopped tuning job", project=tuning_job.project, target=tuning_job.name,
               data={"tuning_job": str(tuning_job.id)})
         transaction.on_commit(lambda: publish_tuning_status(tuning_job=tuning_job))
+        tuning_job_finished_on_commit(tuning_job.id)
     return tuning_job
 
 
@@ -292,6 +294,10 @@ def _finish(job: TuningJob, trials: list[TuningTrial], status: str, message: str
                                                failure_reason=failure_reason, ended_at=timezone.now())
     _stop_active_trials(job, f"Stopped: tuning job '{job.name}' finished ({message})")
     logger.info("tuning job %s %s: %s", job.id, status, message or failure_reason)
+    if status == TuningStatus.FAILED:
+        audit(actor=None, verb="failed", project=job.project, target=job.name,
+              data={"object": "tuning-job", "tuning_job": str(job.id), "reason": failure_reason[:500]})
+    tuning_job_finished_on_commit(job.id)
 
 
 def _history(job: TuningJob, trials: list[TuningTrial]) -> list[strategies.Observation]:

@@ -140,8 +140,12 @@ def test_it_serves_the_openapi_schema_and_docs(world):
     paths = schema.json()["paths"]
     for path in ["/api/v1/auth/signup", "/api/v1/auth/token", "/api/v1/me", "/api/v1/teams",
                  "/api/v1/teams/{slug}/members", "/api/v1/projects", "/api/v1/projects/{project_id}",
-                 "/api/v1/algorithms"]:
+                 "/api/v1/algorithms", "/api/v1/teams/{slug}/invitations",
+                 "/api/v1/teams/{slug}/invitations/{invitation_id}", "/api/v1/invitations/{token}/accept",
+                 "/api/v1/me/invitations", "/api/v1/me/invitations/{invitation_id}/accept",
+                 "/api/v1/teams/{slug}/transfer-ownership", "/api/v1/teams/{slug}/leave"]:
         assert path in paths, path
+    assert "patch" in paths["/api/v1/teams/{slug}/members/{username}"]
     client.force_authenticate(world.owner)
     docs = client.get("/api/docs/")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()

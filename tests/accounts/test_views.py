@@ -49,11 +49,11 @@ def test_it_creates_a_team_and_a_project_from_the_pages(world):
 def test_it_hides_actions_from_viewers(world):
     team_page = signed_in(world.viewer).get(f"/teams/{world.team.slug}/")
     assert team_page.status_code == 200
-    assert b"Add a member" not in team_page.content and b"Create project" not in team_page.content
+    assert b"Invite people" not in team_page.content and b"Create project" not in team_page.content
     overview = signed_in(world.viewer).get(f"/projects/{world.project.id}/")
     assert overview.status_code == 200 and b"Train a model" not in overview.content
     owner_page = signed_in(world.owner).get(f"/teams/{world.team.slug}/")
-    assert b"Add a member" in owner_page.content
+    assert b"Invite people" in owner_page.content
 
 
 def test_it_refuses_viewer_writes_from_pages(world):

@@ -10,11 +10,13 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from studio.accounts.services import api_token_create
+from studio.accounts.services import api_token_create, invitation_create
 from studio.datasets.models import Dataset
 from studio.endpoints.models import AsyncInvocation, Endpoint, EndpointVariant, InvokeKey, TransformJob
+from studio.ops.models import FailedTask
 from studio.pipelines.models import Pipeline, PipelineExecution, PipelineSchedule, PipelineTrigger
 from studio.registry.models import Model, ModelGroup, ModelVersion
+from studio.social.models import Comment, Notification
 from studio.training.models import TrainingJob
 from studio.tuning.models import TuningJob
 from tests.conftest import PASSWORD, api_client
@@ -59,6 +61,13 @@ def victims(world):
     execution = PipelineExecution.objects.create(pipeline=pipeline, project=world.project, number=1)
     schedule = PipelineSchedule.objects.create(pipeline=pipeline, cron="0 3 * * *")
     trigger = PipelineTrigger.objects.create(pipeline=pipeline, event="dataset_created")
+    # An invite link of world.team. Its secret is a capability (whoever holds it may join), so the outsider
+    # here holds a token that is not one: that must be a plain 404.
+    invitation, _ = invitation_create(actor=world.owner, team=world.team, role="viewer", link=True)
+    comment = Comment.objects.create(project=world.project, target_type="training_job", target_id=str(job.id),
+                                     author=world.owner, body="secret plans")
+    notification = Notification.objects.create(user=world.owner, project=world.project, kind="other", title="t")
+    failed_task = FailedTask.objects.create(task_name="studio.training.tasks.training_job_run_task")  # site admins only
     return {
         "project_id": world.project.id, "slug": world.team.slug, "dataset_id": dataset.id, "job_id": job.id,
         "model_id": model.id, "token_id": token.id, "username": world.member.username,
@@ -67,6 +76,10 @@ def victims(world):
         "transform_job_id": transform.id, "invocation_id": invocation.id,
         "group_id": version.group_id, "version": version.version,
         "pipeline_id": pipeline.id, "execution_id": execution.id, "schedule_id": schedule.id, "trigger_id": trigger.id,
+        "invitation_id": invitation.id, "token": "inv_" + "x" * 43,
+        "target_type": "training_job", "target_id": job.id, "comment_id": comment.id,
+        "notification_id": notification.id,
+        "failed_task_id": failed_task.id,
     }
 
 

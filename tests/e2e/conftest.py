@@ -4,6 +4,8 @@ import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +49,26 @@ def browse() -> Callable:
             pool.submit(run, scenario).result()
 
     return browse
+
+
+def run_in_browser(browse: Callable, tmp_path: Path, scenario: Callable, *, agent: bool = False) -> None:
+    """Start daphne and a real worker (with ``agent`` the endpoint agent too) on the test database, then run
+    ``scenario(page, base)`` in Chromium. On a failure the end of each server's log is printed first."""
+    from tests.processes import celery_worker, web_server
+
+    logs = ("web.log", "worker.log", "agent.log") if agent else ("web.log", "worker.log")
+    try:
+        with ExitStack() as stack:
+            base = stack.enter_context(web_server(tmp_path / "web.log"))
+            stack.enter_context(celery_worker(tmp_path / "worker.log"))
+            if agent:
+                from tests.processes import endpoint_agent
+
+                stack.enter_context(endpoint_agent(tmp_path / "agent.log"))
+            browse(lambda page: scenario(page, base))
+    except Exception:
+        for log in logs:  # what the servers said is the first thing to read
+            path = tmp_path / log
+            if path.exists():
+                print(f"--- {log} ---\n" + path.read_text(errors="replace")[-4000:])
+        raise

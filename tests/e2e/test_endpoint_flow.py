@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import classification_csv
+from tests.e2e.conftest import run_in_browser
 from tests.e2e.test_studio_flow import new_project, shot, upload
-from tests.processes import celery_worker, web_server
 
 try:  # the endpoint agent's process helper ships with the endpoint runtime
     from tests.processes import endpoint_agent
@@ -24,24 +23,11 @@ pytestmark = [
                                                       "there yet: nothing would start the endpoint's instances"),
 ]
 
-LOGS = ("web.log", "worker.log", "agent.log")
-
 
 def test_it_deploys_a_trained_model_from_its_page_and_invokes_it(browse, tmp_path):
     csv_path = tmp_path / "churn.csv"
     csv_path.write_bytes(classification_csv())
-    try:
-        with ExitStack() as stack:
-            base = stack.enter_context(web_server(tmp_path / "web.log"))
-            stack.enter_context(celery_worker(tmp_path / "worker.log"))
-            stack.enter_context(endpoint_agent(tmp_path / "agent.log"))
-            browse(lambda page: deploy_session(page, base, csv_path))
-    except Exception:
-        for log in LOGS:  # what the servers said is the first thing to read
-            path = tmp_path / log
-            if path.exists():
-                print(f"--- {log} ---\n" + path.read_text(errors="replace")[-4000:])
-        raise
+    run_in_browser(browse, tmp_path, lambda page, base: deploy_session(page, base, csv_path), agent=True)
 
 
 def deploy_session(page, base: str, csv_path: Path) -> None:

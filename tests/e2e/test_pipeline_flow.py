@@ -4,36 +4,23 @@ endpoint that answers while the DAG turns green live, and a second run is served
 from __future__ import annotations
 
 import re
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import classification_csv
-from tests.e2e.test_studio_flow import new_project, run_in_browser, shot, upload
-from tests.processes import celery_worker, endpoint_agent, web_server
+from tests.e2e.conftest import run_in_browser
+from tests.e2e.test_studio_flow import new_project, shot, upload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-LOGS = ("web.log", "worker.log", "agent.log")
 STEPS = ("split", "train", "evaluate", "register", "deploy")
 
 
 def test_it_builds_runs_and_reruns_the_template_pipeline_from_the_pages(browse, tmp_path):
     csv_path = tmp_path / "churn.csv"
     csv_path.write_bytes(classification_csv())
-    try:
-        with ExitStack() as stack:
-            base = stack.enter_context(web_server(tmp_path / "web.log"))
-            stack.enter_context(celery_worker(tmp_path / "worker.log"))
-            stack.enter_context(endpoint_agent(tmp_path / "agent.log"))
-            browse(lambda page: pipeline_session(page, base, csv_path))
-    except Exception:
-        for log in LOGS:  # what the servers said is the first thing to read
-            path = tmp_path / log
-            if path.exists():
-                print(f"--- {log} ---\n" + path.read_text(errors="replace")[-4000:])
-        raise
+    run_in_browser(browse, tmp_path, lambda page, base: pipeline_session(page, base, csv_path), agent=True)
 
 
 def node_class(page, step: str) -> str:

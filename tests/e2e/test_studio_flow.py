@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.processes import celery_worker, web_server
+from tests.e2e.conftest import run_in_browser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -30,17 +30,6 @@ def shot(page, name: str, *, full_page: bool = False) -> None:
     if SCREENSHOTS:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
-
-
-def run_in_browser(browse, tmp_path: Path, scenario) -> None:
-    """Start daphne and a real worker on the test database, then run ``scenario(page, base)`` in Chromium."""
-    try:
-        with web_server(tmp_path / "web.log") as base, celery_worker(tmp_path / "worker.log"):
-            browse(lambda page: scenario(page, base))
-    except Exception:
-        for log in ("web.log", "worker.log"):  # what the servers said is the first thing to read
-            print(f"--- {log} ---\n" + (tmp_path / log).read_text(errors="replace")[-4000:])
-        raise
 
 
 def new_project(page, base: str, *, username: str, team: str, project: str) -> str:

@@ -12,6 +12,7 @@ JOB_FIELDS = {
     "id", "name", "algorithm", "status", "status_message", "failure_reason", "hyperparameters", "final_metrics",
     "model", "created_by", "created_at", "started_at", "ended_at", "duration_seconds", "rule_results",
     "dataset", "validation_dataset", "target", "validation_fraction", "max_runtime_seconds", "missing_values",
+    "tags", "notes",
 }
 
 

@@ -246,8 +246,11 @@ def test_it_shows_a_finished_job_with_its_best_trial_trials_and_chart_data(world
     assert f"{job.best_objective:.4g}" in card
     assert f'href="/projects/{world.project.id}/training/{best.training_job_id}/"' in card
     model = best.training_job.model
-    assert f'href="/projects/{world.project.id}/models/{model.id}/" data-testid="best-model"' in card
+    # The body is the viewer's: a link to the model, but no "Register / deploy" button they cannot use.
+    assert 'data-testid="best-model"' not in card and f'href="/projects/{world.project.id}/models/{model.id}/"' in card
     assert "Open the model to register or deploy it" in card
+    member_body = signed_in(world.member).get(page(world, f"{job.id}/")).content.decode()
+    assert f'href="/projects/{world.project.id}/models/{model.id}/" data-testid="best-model"' in member_body
     # One table row per trial, the best highlighted.
     assert body.count("<tr data-trial-id=") == 3
     assert f'<tr data-trial-id="{best.training_job_id}" class="best">' in body

@@ -19,6 +19,7 @@ from studio.pipelines.steps.jobs import (
     record_job,
     require_user,
     service_errors,
+    still_running,
     unknown_arguments,
 )
 
@@ -33,6 +34,17 @@ ENDPOINT_TYPES = ("realtime", "serverless", "async")
 
 
 # --- register ------------------------------------------------------------------------------------------
+
+
+def _arguments_and_model(step: StepKind, ctx: StepContext) -> tuple[dict[str, Any], Any]:
+    """The arguments checked again now that their refs hold values, and the model they name."""
+    from studio.registry.models import Model
+
+    arguments = present(ctx.arguments)
+    if errors := step.validate(arguments, project=ctx.project):
+        raise StepFailed("; ".join(f"{k.removeprefix('arguments.')}: {v}" for k, v in errors.items()))
+    require_user(ctx)
+    return arguments, get_object(Model, ctx.project, arguments["model"], what="model")
 
 
 class RegisterStep(StepKind):
@@ -61,13 +73,9 @@ class RegisterStep(StepKind):
 
     def start(self, ctx: StepContext) -> Done:
         from studio.registry import services
-        from studio.registry.models import ApprovalStatus, Model, ModelGroup, ModelVersion
+        from studio.registry.models import ApprovalStatus, ModelGroup, ModelVersion
 
-        arguments = present(ctx.arguments)
-        if errors := self.validate(arguments, project=ctx.project):
-            raise StepFailed("; ".join(f"{k.removeprefix('arguments.')}: {v}" for k, v in errors.items()))
-        require_user(ctx)
-        model = get_object(Model, ctx.project, arguments["model"], what="model")
+        arguments, model = _arguments_and_model(self, ctx)
         group_name = str(arguments["model_group"]).strip()
 
         def existing() -> tuple[ModelGroup | None, ModelVersion | None]:
@@ -165,13 +173,8 @@ class DeployStep(StepKind):
     def start(self, ctx: StepContext) -> Done | Waiting:
         from studio.endpoints import services
         from studio.endpoints.models import Endpoint, EndpointStatus
-        from studio.registry.models import Model
 
-        arguments = present(ctx.arguments)
-        if errors := self.validate(arguments, project=ctx.project):
-            raise StepFailed("; ".join(f"{k.removeprefix('arguments.')}: {v}" for k, v in errors.items()))
-        require_user(ctx)
-        model = get_object(Model, ctx.project, arguments["model"], what="model")
+        arguments, model = _arguments_and_model(self, ctx)
         name = str(arguments["endpoint"]).strip()
         options = {key: arguments[key] for key in ("serverless", "autoscaling", "async_config") if key in arguments}
         endpoint = Endpoint.objects.filter(project=ctx.project, name=name).first()
@@ -223,8 +226,7 @@ class DeployStep(StepKind):
             raise StepFailed(f"endpoint '{endpoint.name}' failed: {endpoint.failure_reason or endpoint.status_message}")
         if endpoint.status == EndpointStatus.DELETING:
             raise StepFailed(f"endpoint '{endpoint.name}' is being deleted.")
-        return Waiting(job=dict(ctx.step.job), message=endpoint.status_message or f"Endpoint '{endpoint.name}' is "
-                                                                                   f"{endpoint.status}")
+        return still_running(ctx, endpoint, "endpoint")
 
     def stop(self, ctx: StepContext) -> None:
         """Nothing: the endpoint stays as it is (half-updated endpoints finish their update on their own)."""

@@ -13,7 +13,7 @@ import contextlib
 import math
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -218,6 +218,78 @@ _TRAINING_COMMON = {
 _JOB_DEAD = ("failed", "stopped")
 
 
+def _job_or_none(ctx: StepContext, model: type[DjangoModel]) -> Any:
+    job_id = (ctx.step.job or {}).get("id")
+    return model.objects.filter(id=job_id, project=ctx.project).first() if job_id else None
+
+
+def _job(ctx: StepContext, model: type[DjangoModel], what: str) -> Any:
+    job = _job_or_none(ctx, model)
+    if job is None:
+        raise StepFailed(f"the {what} this step started ({(ctx.step.job or {}).get('id')}) no longer exists.")
+    return job
+
+
+def start_job(step: StepKind, ctx: StepContext, *, model: type[DjangoModel], kind: str, serializer_class: type,
+              create: Callable[..., Any]) -> Done | Waiting:
+    """Create the job of ``kind`` (e.g. "training_job") through the REST API's serializer and ``create`` service,
+    or wait for the one an earlier start of this step created."""
+    what = kind.replace("_", " ")
+    if recorded_job(ctx, model, kind, _JOB_DEAD) is not None:
+        return step.poll(ctx)
+    arguments = present(ctx.arguments)
+    if errors := unknown_arguments(step, arguments):
+        raise StepFailed(errors_text(errors))
+    require_user(ctx)
+    body = {**arguments, "name": unique_name(model=model, project=ctx.project,
+                                             base=job_base_name(ctx, arguments.get("name")))}
+    data = serializer_data(serializer_class, body, what=what)
+    with service_errors(what), transaction.atomic():
+        job = create(user=ctx.user, project=ctx.project, **data)
+        record_job(ctx, {"kind": kind, "id": str(job.id)})
+    return Waiting(job=ctx.step.job, message=f"{_capital(what)} '{job.name}' is pending")
+
+
+def still_running(ctx: StepContext, job: Any, what: str) -> Waiting:
+    """Wait on ``job`` (a job or an endpoint), with its status message or "<What> '<name>' is <status>"."""
+    return Waiting(job=dict(ctx.step.job), message=job.status_message or f"{_capital(what)} '{job.name}' is "
+                                                                            f"{job.status}")
+
+
+def unfinished_job(ctx: StepContext, job: Any, what: str) -> Waiting:
+    """A job that has not completed: the step fails when the job failed or was stopped, else waits on."""
+    if job.status == "failed":
+        raise StepFailed(f"{what} '{job.name}' failed: {job.failure_reason or job.status_message}")
+    if job.status == "stopped":
+        raise StepFailed(f"{what} '{job.name}' was stopped ({job.status_message or 'stopped'}).")
+    return still_running(ctx, job, what)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _validate_algorithm_job(kind: StepKind, project: Project, arguments: dict[str, Any], *, fields: tuple[str, ...],
+                            validate: Callable[..., Any], depends: dict[str, set[str]] | None = None) -> dict[str, str]:
+    """A training or tuning step's arguments checked now by the job's own ``validate``, but for what only a run
+    will know: refs, datasets not uploaded yet, and the fields whose check ``depends`` on an unknown one."""
+    errors = unknown_arguments(kind, arguments)
+    algorithm = arguments.get("algorithm")
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+        return errors  # a ref, or reported by the definition's own check of choices
+    known, unknown = _literal_values(project, arguments, datasets=("dataset", "validation_dataset"), fields=fields)
+    if "dataset" in unknown or "dataset" not in known:
+        unknown |= {"dataset", "target", "validation_dataset"}  # what they allow depends on the dataset
+    for field, dependents in (depends or {}).items():
+        if field in unknown:
+            unknown |= dependents
+    try:
+        validate(project=project, algorithm=algorithm, dataset=known.pop("dataset", None), **known)
+    except ValidationError as exc:
+        errors.update(_filtered(exc, skip=unknown))
+    return errors
+
+
 # --- training ----------------------------------------------------------------------------------------
 
 
@@ -241,41 +313,18 @@ class TrainingStep(StepKind):
     def validate(self, arguments: dict[str, Any], *, project: Project) -> dict[str, str]:
         from studio.training.services import training_job_validate
 
-        errors = unknown_arguments(self, arguments)
-        algorithm = arguments.get("algorithm")
-        if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
-            return errors  # a ref, or reported by the definition's own check of choices
-        known, unknown = _literal_values(
-            project, arguments, datasets=("dataset", "validation_dataset"),
+        return _validate_algorithm_job(
+            self, project, arguments, validate=training_job_validate,
             fields=("target", "validation_fraction", "hyperparameters", "max_runtime_seconds", "missing_values",
                     "name"))
-        if "dataset" in unknown or "dataset" not in known:
-            unknown |= {"dataset", "target", "validation_dataset"}  # what they allow depends on the dataset
-        try:
-            training_job_validate(project=project, algorithm=algorithm, dataset=known.pop("dataset", None), **known)
-        except ValidationError as exc:
-            errors.update(_filtered(exc, skip=unknown))
-        return errors
 
     def start(self, ctx: StepContext) -> Done | Waiting:
         from studio.training import services
         from studio.training.api import TrainingJobIn
         from studio.training.models import TrainingJob
 
-        existing = recorded_job(ctx, TrainingJob, "training_job", _JOB_DEAD)
-        if existing is not None:
-            return self.poll(ctx)
-        arguments = present(ctx.arguments)
-        if errors := unknown_arguments(self, arguments):
-            raise StepFailed(errors_text(errors))
-        require_user(ctx)
-        body = {**arguments, "name": unique_name(model=TrainingJob, project=ctx.project,
-                                                 base=job_base_name(ctx, arguments.get("name")))}
-        data = serializer_data(TrainingJobIn, body, what="training job")
-        with service_errors("training job"), transaction.atomic():
-            job = services.training_job_create(user=ctx.user, project=ctx.project, **data)
-            record_job(ctx, {"kind": "training_job", "id": str(job.id)})
-        return Waiting(job=ctx.step.job, message=f"Training job '{job.name}' is pending")
+        return start_job(self, ctx, model=TrainingJob, kind="training_job", serializer_class=TrainingJobIn,
+                         create=services.training_job_create)
 
     def poll(self, ctx: StepContext) -> Done | Waiting:
         from studio.registry.models import Model
@@ -289,12 +338,7 @@ class TrainingStep(StepKind):
             return Done({"model": str(model.id), "training_job": str(job.id),
                          "metrics": finite_metrics(job.final_metrics)},
                         message=f"Trained model '{model.name}'")
-        if job.status == JobStatus.FAILED:
-            raise StepFailed(f"training job '{job.name}' failed: {job.failure_reason or job.status_message}")
-        if job.status == JobStatus.STOPPED:
-            raise StepFailed(f"training job '{job.name}' was stopped ({job.status_message or 'stopped'}).")
-        return Waiting(job=dict(ctx.step.job), message=job.status_message or f"Training job '{job.name}' is "
-                                                                              f"{job.status}")
+        return unfinished_job(ctx, job, "training job")
 
     def stop(self, ctx: StepContext) -> None:
         from studio.training import services
@@ -306,18 +350,6 @@ class TrainingStep(StepKind):
             with contextlib.suppress(Conflict):
                 services.training_job_request_stop(job=job, message=f"Stopped with pipeline run "
                                                                     f"'{ctx.execution}'")
-
-
-def _job_or_none(ctx: StepContext, model: type[DjangoModel]) -> Any:
-    job_id = (ctx.step.job or {}).get("id")
-    return model.objects.filter(id=job_id, project=ctx.project).first() if job_id else None
-
-
-def _job(ctx: StepContext, model: type[DjangoModel], what: str) -> Any:
-    job = _job_or_none(ctx, model)
-    if job is None:
-        raise StepFailed(f"the {what} this step started ({(ctx.step.job or {}).get('id')}) no longer exists.")
-    return job
 
 
 # --- tuning ------------------------------------------------------------------------------------------
@@ -356,43 +388,21 @@ class TuningStep(StepKind):
         from studio.tuning.services import training_slots
         from studio.tuning.validation import tuning_job_validate
 
-        errors = unknown_arguments(self, arguments)
-        algorithm = arguments.get("algorithm")
-        if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
-            return errors
         fields = tuple(name for name in self.arguments if name not in ("algorithm", "dataset", "validation_dataset",
                                                                        "name"))
-        known, unknown = _literal_values(project, arguments, datasets=("dataset", "validation_dataset"),
-                                         fields=fields)
-        if "dataset" in unknown or "dataset" not in known:
-            unknown |= {"dataset", "target", "validation_dataset"}
-        if "ranges" in unknown:
-            unknown |= {"max_jobs", "strategy", "max_parallel_jobs"}  # grid sizes come from the ranges
-        try:
-            tuning_job_validate(project=project, algorithm=algorithm, dataset=known.pop("dataset", None),
-                                workers=training_slots(), **known)
-        except ValidationError as exc:
-            errors.update(_filtered(exc, skip=unknown))
-        return errors
+        return _validate_algorithm_job(
+            self, project, arguments, fields=fields,
+            validate=lambda **values: tuning_job_validate(workers=training_slots(), **values),
+            # grid sizes come from the ranges
+            depends={"ranges": {"max_jobs", "strategy", "max_parallel_jobs"}})
 
     def start(self, ctx: StepContext) -> Done | Waiting:
         from studio.tuning import services
         from studio.tuning.api import TuningJobIn
         from studio.tuning.models import TuningJob
 
-        if recorded_job(ctx, TuningJob, "tuning_job", _JOB_DEAD) is not None:
-            return self.poll(ctx)
-        arguments = present(ctx.arguments)
-        if errors := unknown_arguments(self, arguments):
-            raise StepFailed(errors_text(errors))
-        require_user(ctx)
-        body = {**arguments, "name": unique_name(model=TuningJob, project=ctx.project,
-                                                 base=job_base_name(ctx, arguments.get("name")))}
-        data = serializer_data(TuningJobIn, body, what="tuning job")
-        with service_errors("tuning job"), transaction.atomic():
-            job = services.tuning_job_create(user=ctx.user, project=ctx.project, **data)
-            record_job(ctx, {"kind": "tuning_job", "id": str(job.id)})
-        return Waiting(job=ctx.step.job, message=f"Tuning job '{job.name}' is pending")
+        return start_job(self, ctx, model=TuningJob, kind="tuning_job", serializer_class=TuningJobIn,
+                         create=services.tuning_job_create)
 
     def poll(self, ctx: StepContext) -> Done | Waiting:
         from studio.registry.models import Model
@@ -408,12 +418,7 @@ class TuningStep(StepKind):
             return Done({"model": str(model.id), "tuning_job": str(job.id),
                          "metrics": finite_metrics(trial.training_job.final_metrics)},
                         message=f"Best trial #{trial.number}: model '{model.name}'")
-        if job.status == TuningStatus.FAILED:
-            raise StepFailed(f"tuning job '{job.name}' failed: {job.failure_reason or job.status_message}")
-        if job.status == TuningStatus.STOPPED:
-            raise StepFailed(f"tuning job '{job.name}' was stopped ({job.status_message or 'stopped'}).")
-        return Waiting(job=dict(ctx.step.job), message=job.status_message or f"Tuning job '{job.name}' is "
-                                                                              f"{job.status}")
+        return unfinished_job(ctx, job, "tuning job")
 
     def stop(self, ctx: StepContext) -> None:
         from studio.tuning import services
@@ -486,19 +491,8 @@ class TransformStep(StepKind):
         from studio.endpoints.models import TransformJob
         from studio.endpoints.transform_api import TransformJobIn
 
-        if recorded_job(ctx, TransformJob, "transform_job", _JOB_DEAD) is not None:
-            return self.poll(ctx)
-        arguments = present(ctx.arguments)
-        if errors := unknown_arguments(self, arguments):
-            raise StepFailed(errors_text(errors))
-        require_user(ctx)
-        body = {**arguments, "name": unique_name(model=TransformJob, project=ctx.project,
-                                                 base=job_base_name(ctx, arguments.get("name")))}
-        data = serializer_data(TransformJobIn, body, what="transform job")
-        with service_errors("transform job"), transaction.atomic():
-            job = transforms.transform_job_create(user=ctx.user, project=ctx.project, **data)
-            record_job(ctx, {"kind": "transform_job", "id": str(job.id)})
-        return Waiting(job=ctx.step.job, message=f"Transform job '{job.name}' is pending")
+        return start_job(self, ctx, model=TransformJob, kind="transform_job", serializer_class=TransformJobIn,
+                         create=transforms.transform_job_create)
 
     def poll(self, ctx: StepContext) -> Done | Waiting:
         from studio.endpoints.models import TransformJob, TransformStatus
@@ -509,12 +503,7 @@ class TransformStep(StepKind):
                 raise StepFailed(f"transform job '{job.name}' completed but its output dataset is gone.")
             return Done({"dataset": str(job.output_dataset_id), "transform_job": str(job.id)},
                         message=job.status_message)
-        if job.status == TransformStatus.FAILED:
-            raise StepFailed(f"transform job '{job.name}' failed: {job.failure_reason or job.status_message}")
-        if job.status == TransformStatus.STOPPED:
-            raise StepFailed(f"transform job '{job.name}' was stopped ({job.status_message or 'stopped'}).")
-        return Waiting(job=dict(ctx.step.job), message=job.status_message or f"Transform job '{job.name}' is "
-                                                                              f"{job.status}")
+        return unfinished_job(ctx, job, "transform job")
 
     def stop(self, ctx: StepContext) -> None:
         from studio.endpoints import transforms

@@ -69,7 +69,7 @@ class Command(BaseCommand):
             children[name] = subprocess.Popen(cmd, env=env, start_new_session=True)
 
         redis_note = "embedded Redis " + settings.REDIS_URL if settings.STUDIO_EMBEDDED_REDIS else settings.REDIS_URL
-        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"  # noqa: S104
+        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"  # noqa: S104  # nosec B104
         self.stdout.write(self.style.SUCCESS(f"\n  Studio is starting at {url}\n"))
         self.stdout.write(
             "  Sign up there; the first account becomes the site admin (Django admin at /admin/).\n"
