@@ -99,7 +99,9 @@ class Pagination(PageNumberPagination):
         return min(size, self.max_page_size)
 
     def get_page_number(self, request, paginator):
-        single_param(request, self.page_query_param)
+        # DRF reads an empty ?page= as page 1; like any other page that is not a number, it is not found.
+        if single_param(request, self.page_query_param) == "":
+            raise exceptions.NotFound("Invalid page.")
         return super().get_page_number(request, paginator)
 
     def get_schema_operation_parameters(self, view) -> list[dict]:

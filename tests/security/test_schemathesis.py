@@ -11,6 +11,7 @@ import os
 import time
 import traceback
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pytest
@@ -19,7 +20,7 @@ import schemathesis
 from asgiref.sync import async_to_sync
 from celery.app.task import Task
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import connections
 from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis.engine import events, from_schema
 
@@ -117,20 +118,26 @@ def run(schema) -> Report:
     return report
 
 
-def token_auth(user) -> type:
+def token_auth(user, db: ThreadPoolExecutor) -> type:
     """An auth provider for the fuzzer: an API token of ``user``, made again whenever a fuzzed DELETE /tokens/{id}
-    revoked it (which would turn every later answer into a 401 and hide the rest of the API from the run)."""
+    revoked it (which would turn every later answer into a 401 and hide the rest of the API from the run).
+
+    Its queries run on ``db``, one thread whose connection the test closes at the end: the engine's own threads
+    would each keep one open, and PostgreSQL refuses to drop a test database with sessions left on it.
+    """
 
     class TokenAuth:
         token_id = None
         secret = ""
 
-        def get(self, case, ctx) -> str:
-            close_old_connections()
+        def _ensure(self) -> str:
             if self.token_id is None or not ApiToken.objects.filter(id=self.token_id).exists():
                 token, self.secret = api_token_create(user=user, name="fuzzer")
                 self.token_id = token.id
             return self.secret
+
+        def get(self, case, ctx) -> str:
+            return db.submit(self._ensure).result()
 
         def set(self, case, data: str, ctx) -> None:
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
@@ -147,7 +154,7 @@ def sent_tasks(monkeypatch) -> list[str]:
     return sent
 
 
-def fuzz_schema(world, victims, user, *, only: str | None = None):
+def fuzz_schema(world, victims, user, db: ThreadPoolExecutor, *, only: str | None = None):
     """The served schema, loaded through the app, fuzzed as ``user``; path parameters and the body fields that name
     other objects are mostly drawn from real objects of the team, so the fuzzer gets past "no such dataset"."""
     from studio.asgi import application
@@ -205,18 +212,21 @@ def fuzz_schema(world, victims, user, *, only: str | None = None):
         "operations": operations,
     })
     schema = schemathesis.openapi.from_asgi("/api/schema/", application, config=config)
-    schema.auth(refresh_interval=None)(token_auth(user))  # registered; asked before every request
+    schema.auth(refresh_interval=None)(token_auth(user, db))  # registered; asked before every request
     return schema
 
 
 @pytest.fixture
-def asgi_cleanup(tmp_path):
-    """Hypothesis's caches in a temporary folder, not the work tree; after the run, the gateway's clients and the
-    engine threads' database connections closed."""
+def db_thread(tmp_path) -> ThreadPoolExecutor:
+    """The thread the auth provider queries from. Around the run: Hypothesis's caches in a temporary folder, not
+    the work tree; after it, the gateway's clients and every database connection the run opened closed."""
     from studio.asgi import application
 
     set_hypothesis_home_dir(tmp_path / "hypothesis")
-    yield
+    db = ThreadPoolExecutor(max_workers=1)
+    yield db
+    db.submit(connections.close_all).result()
+    db.shutdown()
     set_hypothesis_home_dir(None)
     async_to_sync(application.gateway.aclose)()
     connections.close_all()
@@ -224,9 +234,9 @@ def asgi_cleanup(tmp_path):
 
 # Django warns that a file download (FileResponse) is read synchronously under ASGI; uvicorn serves it the same way.
 @pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators")
-def test_it_finds_no_server_error_and_no_schema_violation(world, victims, sent_tasks, asgi_cleanup):
+def test_it_finds_no_server_error_and_no_schema_violation(world, victims, sent_tasks, db_thread):
     only = os.environ.get("STUDIO_FUZZ_ONLY")
-    report = run(fuzz_schema(world, victims, world.member, only=only))
+    report = run(fuzz_schema(world, victims, world.member, db_thread, only=only))
     print(report.summary(), f"\ntasks enqueued: {dict(Counter(sent_tasks))}", report.unanswered())
     assert not report.failures and not report.errors, report.summary()
     if only:
@@ -249,7 +259,7 @@ OPS_KNOWN_ISSUES = {
 }
 
 
-def test_it_finds_nothing_in_the_ops_api_as_a_site_admin(world, victims, sent_tasks, asgi_cleanup, monkeypatch):
+def test_it_finds_nothing_in_the_ops_api_as_a_site_admin(world, victims, sent_tasks, db_thread, monkeypatch):
     """The admin dashboard's API is only reachable by site admins, so the member's run sees its 404s alone."""
     from studio.ops import metrics, services, workers
 
@@ -259,7 +269,7 @@ def test_it_finds_nothing_in_the_ops_api_as_a_site_admin(world, victims, sent_ta
     admin.is_staff = True
     admin.save()
     try:
-        report = run(fuzz_schema(world, victims, admin, only="^/api/v1/ops/"))
+        report = run(fuzz_schema(world, victims, admin, db_thread, only="^/api/v1/ops/"))
     finally:  # Redis may be shared (CI): leave no drained worker, sample or lock behind
         redis.Redis.from_url(settings.REDIS_URL).delete(
             workers.SNAPSHOT_KEY, workers.SEEN_KEY, workers.DRAINED_KEY, metrics.SAMPLES_KEY, metrics.LOCK_KEY,
