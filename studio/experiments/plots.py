@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from studio.tuning.views import _display as _tuning_display
+
 # Plotly's and D3's category colours: 20 distinct hues before a colour repeats (with another dash).
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
@@ -72,15 +74,8 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def display(value: Any) -> str:
-    """A hyperparameter or metric value as the tables show it (and a category axis labels it)."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+# A value is shown the way the tuning trials table shows it, so the same run reads the same on both pages.
+display = _tuning_display
 
 
 def _dimension(name: str, values: list[Any], scale: str) -> dict[str, Any] | None:
